@@ -1,0 +1,204 @@
+"""Fully connected (denoising) autoencoder."""
+
+import numpy as np
+from sklearn.base import TransformerMixin
+from sklearn.metrics import r2_score
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from ..nn.layers import Dense
+from ..nn.losses import squared_error
+from ..nn.network import Network
+from ._base import BaseNetwork
+from .mlp import _COMMON_DOC, _FITTED_DOC
+
+
+class Autoencoder(TransformerMixin, BaseNetwork):
+    __doc__ = f"""Fully connected autoencoder (NumPy), HE-friendly by default.
+
+    ``hidden_layer_sizes=(32,)`` on 64 features builds 64-32-64;
+    ``(128, 32, 128)`` builds 64-128-32-128-64. The *code* is the middle
+    hidden layer (after its activation). The output layer is linear and the
+    loss is the squared reconstruction error. ``fit(X)`` learns to reconstruct
+    ``X``; ``fit(X_noisy, X_clean)`` trains a denoising autoencoder.
+
+    Parameters
+    ----------{_COMMON_DOC.replace("default=(100,)", "default=(32,)")}
+    Attributes
+    ----------{_FITTED_DOC}
+    code_layer_ : int
+        Index (among hidden layers) of the code layer.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skhepex import Autoencoder
+    >>> X = load_digits().data / 16
+    >>> ae = Autoencoder(hidden_layer_sizes=(32,), max_iter=5, random_state=0).fit(X)
+    >>> ae.transform(X).shape
+    (1797, 32)
+    """
+
+    def __init__(self, hidden_layer_sizes=(32,), activation="square", *, poly_coefs=None,
+                 poly_trainable=False, solver="adam", alpha=1e-4, batch_size="auto",
+                 learning_rate_init=1e-3, max_iter=200, tol=1e-4, early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=10, random_state=None,
+                 verbose=False, warm_start=False):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.poly_coefs = poly_coefs
+        self.poly_trainable = poly_trainable
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    def _build_network(self, X, T, rng):
+        hidden = self._hidden_sizes()
+        sizes = [X.shape[1], *hidden, T.shape[1]]
+        layers = []
+        for i in range(len(sizes) - 1):
+            layers.append(Dense(sizes[i], sizes[i + 1]))
+            if i < len(sizes) - 2:
+                layers.append(self._make_activation())
+        self.code_layer_ = len(hidden) // 2
+        return Network(layers, (X.shape[1],)).build(rng)
+
+    def _loss(self, out, T):
+        return squared_error(out, T)
+
+    def _targets(self, X, y):
+        if y is None:
+            return X
+        y = check_array(y, dtype=np.float64, input_name="y")
+        if y.ndim != 2 or y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"The clean target must have shape {X.shape}; got {y.shape}."
+            )
+        return y
+
+    def fit(self, X, y=None):
+        """Learn to reconstruct ``y`` (``X`` itself when ``y`` is None) from ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs (noisy inputs for a denoising autoencoder).
+        y : array-like of shape (n_samples, n_outputs), default=None
+            Reconstruction targets (the clean data); defaults to ``X``.
+
+        Returns
+        -------
+        self : Autoencoder
+            Fitted estimator.
+        """
+        self._validate_params()
+        warm = self.warm_start and self._is_fitted()
+        X = validate_data(self, X, reset=not warm, dtype=np.float64)
+        T = self._targets(X, y)
+        return self._fit(X, T)
+
+    def partial_fit(self, X, y=None):
+        """Run one epoch of training; see :meth:`fit`."""
+        first = not self._is_fitted()
+        if first:
+            self._validate_params()
+        X = validate_data(self, X, reset=first, dtype=np.float64)
+        return self._fit(X, self._targets(X, y), incremental=True)
+
+    def _prepare_fine_tune(self, X, y):
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return X, self._targets(X, y)
+
+    def _code_index(self):
+        """Layer index just after the code layer's activation."""
+        net = self.network_
+        acts = [i for i, layer in enumerate(net.layers) if layer.kind == "activation"]
+        return acts[self.code_layer_] + 1
+
+    def transform(self, X):
+        """Encode ``X``: the code layer's activations.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        code : ndarray of shape (n_samples, n_code)
+            The code.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return self.network_.forward(X, upto=self._code_index())
+
+    def inverse_transform(self, X):
+        """Decode codes back to the input space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_code)
+            Codes, as returned by :meth:`transform`.
+
+        Returns
+        -------
+        X_rec : ndarray of shape (n_samples, n_outputs)
+            Reconstructions.
+        """
+        check_is_fitted(self)
+        net = self.network_
+        start = self._code_index()
+        code = np.asarray(X, dtype=np.float64)
+        n_code = net.shapes()[start][0]
+        if code.ndim != 2 or code.shape[1] != n_code:
+            raise ValueError(f"Expected codes of shape (n_samples, {n_code}); got {code.shape}.")
+        for layer in net.layers[start:]:
+            code = layer.forward(code)
+        if net.output_perm is not None:
+            code = code[:, np.argsort(net.output_perm)]
+        return code
+
+    def predict(self, X):
+        """Reconstruct ``X`` (encode then decode), shape (n_samples, n_outputs)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return self._forward(X)
+
+    def decision_function(self, X):
+        """Raw network outputs (the reconstruction), as :meth:`predict`."""
+        return self.predict(X)
+
+    def score(self, X, y=None, sample_weight=None):
+        """R² of the reconstruction of ``y`` (``X`` when None) from ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+        y : array-like, default=None
+            Clean targets; defaults to ``X``.
+        sample_weight : array-like, default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Variance-weighted R² over the outputs.
+        """
+        X_rec = self.predict(X)
+        target = np.asarray(X if y is None else y, dtype=np.float64)
+        return r2_score(target, X_rec, sample_weight=sample_weight,
+                        multioutput="variance_weighted")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = False
+        return tags

@@ -1,0 +1,358 @@
+"""Multi-layer perceptrons: :class:`MLPClassifier` and :class:`MLPRegressor`."""
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..nn.layers import Dense
+from ..nn.losses import softmax, softmax_cross_entropy, squared_error
+from ..nn.network import Network
+from ._base import BaseNetwork
+
+_COMMON_DOC = """
+    hidden_layer_sizes : array-like of int, default=(100,)
+        Number of neurons of each hidden layer.
+    activation : {"square", "poly", "relu", "tanh", "logistic", "identity"}, default="square"
+        Hidden activation. Only ``"square"`` and ``"poly"`` (``a x^2 + b x + c``)
+        can be evaluated under homomorphic encryption.
+    poly_coefs : tuple of 3 floats, default=None
+        Initial ``(a, b, c)`` of the ``"poly"`` activation; ``None`` means
+        ``(0.125, 0.5, 0.25)``.
+    poly_trainable : bool, default=False
+        Learn the ``"poly"`` coefficients (one triple per layer).
+    solver : {"adam", "sgd"}, default="adam"
+        Optimizer.
+    alpha : float, default=1e-4
+        L2 penalty.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; ``"auto"`` is ``min(200, n_samples)``.
+    learning_rate_init : float, default=1e-3
+        Step size.
+    max_iter : int, default=200
+        Maximum number of epochs.
+    tol : float, default=1e-4
+        Improvement threshold of the loss (or validation score) for convergence.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data and stop when its score
+        stops improving; the best weights are restored.
+    validation_fraction : float, default=0.1
+        Held-out fraction for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without improvement before stopping.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling and the validation split.
+    verbose : bool, default=False
+        Log the loss of each epoch (logger ``"skhepex"``).
+    warm_start : bool, default=False
+        Continue from the previous solution on ``fit``.
+"""
+
+_FITTED_DOC = """
+    coefs_ : list of ndarray
+        Weight matrices, ``coefs_[i]`` of shape (n_in, n_out).
+    intercepts_ : list of ndarray
+        Bias vectors.
+    masks_ : list of ndarray of bool
+        Weight masks; masked weights are exactly zero after any training.
+    network_ : skhepex.nn.Network
+        The underlying network.
+    loss_curve_ : list of float
+        Training loss per epoch.
+    n_iter_ : int
+        Number of epochs run.
+    n_features_in_ : int
+        Number of input features.
+"""
+
+
+class _MLPMixin:
+    def _build_network(self, X, T, rng):
+        sizes = [X.shape[1], *self._hidden_sizes(), T.shape[1]]
+        layers = []
+        for i in range(len(sizes) - 1):
+            layers.append(Dense(sizes[i], sizes[i + 1]))
+            if i < len(sizes) - 2:
+                layers.append(self._make_activation())
+        return Network(layers, (X.shape[1],)).build(rng)
+
+    def transform(self, X):
+        """Return the last hidden layer's activations.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        H : ndarray of shape (n_samples, n_hidden)
+            Representation fed to the output layer.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        return self._forward_upto_last(X)
+
+
+class MLPClassifier(_MLPMixin, ClassifierMixin, BaseNetwork):
+    __doc__ = f"""Multi-layer perceptron classifier (NumPy), HE-friendly by default.
+
+    A softmax output layer is trained with cross-entropy. With the default
+    ``activation="square"`` the network can be evaluated under CKKS
+    encryption by :class:`skhepex.HEPredictor`.
+
+    Parameters
+    ----------{_COMMON_DOC}
+    Attributes
+    ----------
+    classes_ : ndarray
+        Class labels.{_FITTED_DOC}
+    See Also
+    --------
+    sklearn.neural_network.MLPClassifier : scikit-learn's (non-HE) counterpart.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skhepex import MLPClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=20, random_state=0)
+    >>> clf.fit(X / 16, y).score(X / 16, y) > 0.9
+    True
+    """
+
+    _is_classifier = True
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="square", *, poly_coefs=None,
+                 poly_trainable=False, solver="adam", alpha=1e-4, batch_size="auto",
+                 learning_rate_init=1e-3, max_iter=200, tol=1e-4, early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=10, random_state=None,
+                 verbose=False, warm_start=False):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.poly_coefs = poly_coefs
+        self.poly_trainable = poly_trainable
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    def _loss(self, out, T):
+        return softmax_cross_entropy(out, T)
+
+    def _onehot(self, y):
+        idx = np.searchsorted(self.classes_, y)
+        if np.any(idx >= len(self.classes_)) or np.any(self.classes_[np.minimum(idx, len(self.classes_) - 1)] != y):
+            raise ValueError(f"y contains labels not in classes_ {self.classes_!r}.")
+        T = np.zeros((len(y), len(self.classes_)))
+        T[np.arange(len(y)), idx] = 1.0
+        return T
+
+    def _validate_fit(self, X, y, reset=True):
+        X, y = validate_data(self, X, y, reset=reset, dtype=np.float64)
+        check_classification_targets(y)
+        return X, y
+
+    def fit(self, X, y):
+        """Train the network on (X, y).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,)
+            Class labels.
+
+        Returns
+        -------
+        self : MLPClassifier
+            Fitted estimator.
+        """
+        self._validate_params()
+        warm = self.warm_start and self._is_fitted()
+        X, y = self._validate_fit(X, y, reset=not warm)
+        classes = unique_labels(y)
+        if warm and not np.array_equal(classes, self.classes_):
+            if not set(classes) <= set(self.classes_):
+                raise ValueError("warm_start can only be used where `y` has the same "
+                                 "classes as in the previous call to fit.")
+        else:
+            self.classes_ = classes
+        return self._fit(X, self._onehot(y))
+
+    def partial_fit(self, X, y, classes=None):
+        """Run one epoch of training on (X, y).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        classes : array-like, default=None
+            All classes; required on the first call.
+
+        Returns
+        -------
+        self : MLPClassifier
+            Updated estimator.
+        """
+        first = not self._is_fitted()
+        if first:
+            self._validate_params()
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            self.classes_ = unique_labels(classes)
+        X, y = self._validate_fit(X, y, reset=first)
+        return self._fit(X, self._onehot(y), incremental=True)
+
+    def _prepare_fine_tune(self, X, y):
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return X, self._onehot(np.asarray(y))
+
+    def decision_function(self, X):
+        """Raw network outputs (logits), shape (n_samples, n_classes)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return self._forward(X)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes)."""
+        return softmax(self.decision_function(X))
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`."""
+        return np.log(np.clip(self.predict_proba(X), 1e-300, None))
+
+    def predict(self, X):
+        """Predicted class labels, shape (n_samples,)."""
+        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+
+
+class MLPRegressor(_MLPMixin, RegressorMixin, BaseNetwork):
+    __doc__ = f"""Multi-layer perceptron regressor (NumPy), HE-friendly by default.
+
+    Identity output trained with the squared error; single- or multi-output.
+
+    Parameters
+    ----------{_COMMON_DOC}
+    Attributes
+    ----------{_FITTED_DOC}
+    n_outputs_ : int
+        Number of outputs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skhepex import MLPRegressor
+    >>> X = np.random.RandomState(0).rand(200, 3)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(16,), max_iter=300, random_state=0)
+    >>> reg.fit(X, X.sum(axis=1)).score(X, X.sum(axis=1)) > 0.9
+    True
+    """
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="square", *, poly_coefs=None,
+                 poly_trainable=False, solver="adam", alpha=1e-4, batch_size="auto",
+                 learning_rate_init=1e-3, max_iter=200, tol=1e-4, early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=10, random_state=None,
+                 verbose=False, warm_start=False):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.poly_coefs = poly_coefs
+        self.poly_trainable = poly_trainable
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    def _loss(self, out, T):
+        return squared_error(out, T)
+
+    def _targets(self, y, reset):
+        y = np.asarray(y, dtype=np.float64)
+        if reset:
+            self._y_1d = y.ndim == 1
+        T = y.reshape(-1, 1) if y.ndim == 1 else y
+        if not reset and T.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {T.shape[1]} outputs, expected {self.n_outputs_}.")
+        self.n_outputs_ = T.shape[1]
+        return T
+
+    def fit(self, X, y):
+        """Train the network on (X, y).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+
+        Returns
+        -------
+        self : MLPRegressor
+            Fitted estimator.
+        """
+        self._validate_params()
+        warm = self.warm_start and self._is_fitted()
+        X, y = validate_data(self, X, y, reset=not warm, multi_output=True,
+                             y_numeric=True, dtype=np.float64)
+        return self._fit(X, self._targets(y, reset=not warm))
+
+    def partial_fit(self, X, y):
+        """Run one epoch of training on (X, y).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+
+        Returns
+        -------
+        self : MLPRegressor
+            Updated estimator.
+        """
+        first = not self._is_fitted()
+        if first:
+            self._validate_params()
+        X, y = validate_data(self, X, y, reset=first, multi_output=True,
+                             y_numeric=True, dtype=np.float64)
+        return self._fit(X, self._targets(y, reset=first), incremental=True)
+
+    def _prepare_fine_tune(self, X, y):
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        return X, (y.reshape(-1, 1) if y.ndim == 1 else y)
+
+    def decision_function(self, X):
+        """Raw network outputs, shape (n_samples, n_outputs)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return self._forward(X)
+
+    def predict(self, X):
+        """Predicted targets, shape (n_samples,) or (n_samples, n_outputs)."""
+        out = self.decision_function(X)
+        return out.ravel() if self._y_1d else out
+
+    def _postprocess(self, out):
+        """Map raw network outputs to :meth:`predict`'s format."""
+        return out.ravel() if self._y_1d else out
