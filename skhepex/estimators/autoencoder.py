@@ -75,7 +75,7 @@ class Autoencoder(TransformerMixin, BaseNetwork):
         return squared_error(out, T)
 
     def _targets(self, X, y):
-        if y is None:
+        if y is None or np.asarray(y).ndim == 1:
             return X
         y = check_array(y, dtype=np.float64, input_name="y")
         if y.ndim != 2 or y.shape[0] != X.shape[0]:
@@ -92,7 +92,9 @@ class Autoencoder(TransformerMixin, BaseNetwork):
         X : array-like of shape (n_samples, n_features)
             Inputs (noisy inputs for a denoising autoencoder).
         y : array-like of shape (n_samples, n_outputs), default=None
-            Reconstruction targets (the clean data); defaults to ``X``.
+            Reconstruction targets (the clean data); defaults to ``X``. A 1-D
+            ``y`` (such as class labels passed through a ``Pipeline`` or a
+            cross-validation splitter) is ignored.
 
         Returns
         -------
@@ -172,8 +174,7 @@ class Autoencoder(TransformerMixin, BaseNetwork):
         X = validate_data(self, X, reset=False, dtype=np.float64)
         return self._forward(X)
 
-    def decision_function(self, X):
-        """Raw network outputs (the reconstruction), as :meth:`predict`."""
+    def _raw_outputs(self, X):
         return self.predict(X)
 
     def score(self, X, y=None, sample_weight=None):
@@ -184,7 +185,8 @@ class Autoencoder(TransformerMixin, BaseNetwork):
         X : array-like of shape (n_samples, n_features)
             Inputs.
         y : array-like, default=None
-            Clean targets; defaults to ``X``.
+            Clean targets of shape (n_samples, n_outputs); defaults to ``X``
+            (a 1-D ``y`` is ignored, as in :meth:`fit`).
         sample_weight : array-like, default=None
             Sample weights.
 
@@ -194,11 +196,13 @@ class Autoencoder(TransformerMixin, BaseNetwork):
             Variance-weighted R² over the outputs.
         """
         X_rec = self.predict(X)
-        target = np.asarray(X if y is None else y, dtype=np.float64)
+        target = np.asarray(X if y is None or np.asarray(y).ndim == 1 else y, dtype=np.float64)
         return r2_score(target, X_rec, sample_weight=sample_weight,
                         multioutput="variance_weighted")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = False
+        tags.target_tags.multi_output = True
+        tags.transformer_tags.preserves_dtype = []
         return tags

@@ -172,9 +172,8 @@ class CNNClassifier(MLPClassifier):
     def _prepare_fine_tune(self, X, y):
         return super()._prepare_fine_tune(self._flatten_input(X)[0], y)
 
-    def decision_function(self, X):
-        """Raw network outputs (logits), shape (n_samples, n_classes)."""
-        return super().decision_function(self._flatten_input(X)[0])
+    def _raw_outputs(self, X):
+        return super()._raw_outputs(self._flatten_input(X)[0])
 
     def transform(self, X):
         """Penultimate features (input of the output layer).

@@ -1,7 +1,8 @@
 """Multi-layer perceptrons: :class:`MLPClassifier` and :class:`MLPRegressor`."""
 
 import numpy as np
-from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.base import ClassifierMixin, RegressorMixin, TransformerMixin
+from sklearn.utils import TransformerTags
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -93,8 +94,14 @@ class _MLPMixin:
         X = validate_data(self, X, reset=False)
         return self._forward_upto_last(X)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags = TransformerTags()  # transform: hidden representation
+        tags.transformer_tags.preserves_dtype = []  # always float64
+        return tags
 
-class MLPClassifier(_MLPMixin, ClassifierMixin, BaseNetwork):
+
+class MLPClassifier(_MLPMixin, ClassifierMixin, TransformerMixin, BaseNetwork):
     __doc__ = f"""Multi-layer perceptron classifier (NumPy), HE-friendly by default.
 
     A softmax output layer is trained with cross-entropy. With the default
@@ -218,15 +225,35 @@ class MLPClassifier(_MLPMixin, ClassifierMixin, BaseNetwork):
         X = validate_data(self, X, reset=False, dtype=np.float64)
         return X, self._onehot(np.asarray(y))
 
-    def decision_function(self, X):
-        """Raw network outputs (logits), shape (n_samples, n_classes)."""
+    def _raw_outputs(self, X):
+        """Network outputs (one logit per class), shape (n_samples, n_classes)."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         return self._forward(X)
 
+    def decision_function(self, X):
+        """Confidence scores: logits, or their difference for two classes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_classes) or (n_samples,)
+            Logits; for binary problems ``logit[1] - logit[0]`` (positive means
+            ``classes_[1]``), as scikit-learn's convention.
+        """
+        return self._postprocess_decision(self._raw_outputs(X))
+
+    @staticmethod
+    def _postprocess_decision(raw):
+        return raw[:, 1] - raw[:, 0] if raw.shape[1] == 2 else raw
+
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes)."""
-        return softmax(self.decision_function(X))
+        return softmax(self._raw_outputs(X))
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`."""
@@ -234,10 +261,11 @@ class MLPClassifier(_MLPMixin, ClassifierMixin, BaseNetwork):
 
     def predict(self, X):
         """Predicted class labels, shape (n_samples,)."""
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        scores = self._raw_outputs(X)
+        return self.classes_[np.argmax(scores, axis=1)]
 
 
-class MLPRegressor(_MLPMixin, RegressorMixin, BaseNetwork):
+class MLPRegressor(_MLPMixin, RegressorMixin, TransformerMixin, BaseNetwork):
     __doc__ = f"""Multi-layer perceptron regressor (NumPy), HE-friendly by default.
 
     Identity output trained with the squared error; single- or multi-output.
@@ -283,6 +311,11 @@ class MLPRegressor(_MLPMixin, RegressorMixin, BaseNetwork):
 
     def _loss(self, out, T):
         return squared_error(out, T)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
 
     def _targets(self, y, reset):
         y = np.asarray(y, dtype=np.float64)
@@ -342,16 +375,14 @@ class MLPRegressor(_MLPMixin, RegressorMixin, BaseNetwork):
         y = np.asarray(y, dtype=np.float64)
         return X, (y.reshape(-1, 1) if y.ndim == 1 else y)
 
-    def decision_function(self, X):
-        """Raw network outputs, shape (n_samples, n_outputs)."""
+    def _raw_outputs(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         return self._forward(X)
 
     def predict(self, X):
         """Predicted targets, shape (n_samples,) or (n_samples, n_outputs)."""
-        out = self.decision_function(X)
-        return out.ravel() if self._y_1d else out
+        return self._postprocess(self._raw_outputs(X))
 
     def _postprocess(self, out):
         """Map raw network outputs to :meth:`predict`'s format."""

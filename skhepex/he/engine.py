@@ -43,13 +43,12 @@ weights as float64); plaintexts are re-encoded at load time.  Stored weights are
 """
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -350,8 +349,6 @@ def _build(stages, tile_shape, slots) -> CompiledPlan:
                                const_out, red, rep, sign, masked, c, r))
         const_in = const_out
         live_prev = [row.p for row in rows]
-    if not plans[-1].rows and n_stages > 0:
-        pass  # fully constant network: client decodes constants only
     return CompiledPlan(params=None, tile_shape=(t1, t2), batch=b,
                         n_features=plans[0].n_in, n_outputs=plans[-1].n_out,
                         stages=plans, plaintexts=pts)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import floor
-from typing import Sequence, Tuple
+from typing import Tuple
 
 __all__ = [
     "CKKSParams",
