@@ -1,0 +1,1 @@
+"""Encrypted CKKS inference with tile tensors (TenSEAL/SEAL)."""
