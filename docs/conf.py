@@ -1,0 +1,165 @@
+"""Sphinx configuration of the skhepex documentation.
+
+Build: ``sphinx-build -W -b html docs docs/_build/html`` (needs
+``pip install ".[docs]"``: sphinx, numpydoc, matplotlib).
+
+The API reference follows the code: at configuration time every section module's
+``__all__`` is read and an autosummary listing is written to
+``docs/_api_sections.rst`` (included by ``api.rst``). A name that is
+exported at the top level (``skhepex.__all__``) is documented as ``skhepex.<name>``,
+any other as ``<section module>.<name>``. A name listed in ``__all__`` that does not
+exist fails the build.
+"""
+
+import importlib
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.abspath(os.path.join(HERE, "..")))
+
+import skhepex  # noqa: E402
+
+# -- project -----------------------------------------------------------------
+project = "skhepex"
+author = "skhepex developers"
+copyright = "2023-2025, skhepex developers"
+release = skhepex.__version__
+version = ".".join(release.split(".")[:2])
+
+# -- extensions --------------------------------------------------------------
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "numpydoc",
+    "matplotlib.sphinxext.plot_directive",
+]
+
+templates_path = ["_templates"]
+# results.rst is a fragment included by benchmarks.rst, not a page of its own
+exclude_patterns = ["_build", "_api_sections.rst", "benchmarks/results.rst", "Thumbs.db",
+                    ".DS_Store"]
+root_doc = "index"
+default_role = "literal"
+
+# -- autodoc / autosummary / numpydoc ------------------------------------------
+# the API listing lives in an included file, which autosummary must scan itself
+autosummary_generate = ["_api_sections.rst"]
+autosummary_imported_members = True
+autodoc_default_options = {"member-order": "bysource"}
+autodoc_typehints = "none"          # numpydoc docstrings carry the types
+numpydoc_show_class_members = False  # the class template lists members via autodoc
+numpydoc_class_members_toctree = False
+numpydoc_attributes_as_param_list = True
+numpydoc_xref_param_type = False
+# numpydoc_validation_checks is left empty: structural docstring errors still
+# surface as Sphinx warnings (and fail -W); style checks (GL08, SA01, ...) do not.
+
+# -- plot directive ------------------------------------------------------------
+plot_include_source = True
+plot_html_show_source_link = False
+plot_html_show_formats = False
+plot_formats = [("png", 90)]
+plot_rcparams = {"figure.max_open_warning": 0}
+plot_pre_code = (
+    "import warnings\n"
+    "import numpy as np\n"
+    "import matplotlib.pyplot as plt\n"
+    "from sklearn.exceptions import ConvergenceWarning\n"
+    "warnings.filterwarnings('ignore', category=ConvergenceWarning)\n"
+)
+
+# -- HTML ----------------------------------------------------------------------
+html_theme = "alabaster"
+html_static_path = []
+html_title = f"skhepex {release}"
+html_theme_options = {
+    "description": "HE-PEx pruning for encrypted inference, scikit-learn style",
+    "fixed_sidebar": True,
+}
+
+# -- API listing generated from __all__ ---------------------------------------
+#: (title, module whose __all__ is listed, one-line description)
+API_SECTIONS = [
+    ("Estimators", "skhepex.estimators",
+     "NumPy networks with scikit-learn's API; HE-compatible activations are "
+     "``\"square\"`` and ``\"poly\"``."),
+    ("Tiling", "skhepex.tiling",
+     "The single source of truth for how weight matrices become tiles."),
+    ("Pruning", "skhepex.pruning",
+     "The HE-PEx meta-estimator, its pruning steps and the model-selection helpers."),
+    ("Encrypted inference", "skhepex.he",
+     "The CKKS predictor, the cost report, the tile-tensor engine and parameter "
+     "selection."),
+    ("Plotting", "skhepex.plotting",
+     "scikit-learn-style displays (needs ``pip install \"skhepex[plot]\"``)."),
+    ("Network core", "skhepex.nn",
+     "Layers, activations and the network object shared by the estimators."),
+]
+
+
+def _documented_module(name, obj, module_name):
+    """Public path under which ``name`` is documented (top level if exported there)."""
+    top = getattr(skhepex, "__all__", [])
+    if name in top and getattr(skhepex, name, None) is obj:
+        return "skhepex"
+    return module_name
+
+
+def write_api_sections(path):
+    lines = []
+    seen = set()
+    expected = set()
+    for title, module_name, blurb in API_SECTIONS:
+        module = importlib.import_module(module_name)
+        names = list(getattr(module, "__all__", []))
+        if not names:
+            raise RuntimeError(f"{module_name} has no __all__; the API page lists __all__.")
+        groups = {}
+        for name in names:
+            if not hasattr(module, name):
+                raise RuntimeError(f"{module_name}.__all__ lists {name!r}, which does not exist.")
+            obj = getattr(module, name)
+            key = (id(obj), name)
+            if key in seen:        # documented in an earlier section already
+                continue
+            seen.add(key)
+            groups.setdefault(_documented_module(name, obj, module_name), []).append(name)
+        lines += [title, "-" * len(title), "", blurb, ""]
+        for doc_module, members in groups.items():
+            expected.update(f"{doc_module}.{m}.rst" for m in members)
+            lines += [f".. currentmodule:: {doc_module}", "",
+                      ".. autosummary::", "   :toctree: generated/", "   :nosignatures:", ""]
+            lines += [f"   {m}" for m in members] + [""]
+    lines += [".. currentmodule:: skhepex", ""]
+    text = "\n".join(lines)
+    old = open(path, encoding="utf-8").read() if os.path.exists(path) else None
+    if old != text:              # keep the mtime (and Sphinx's cache) when unchanged
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    # drop stubs of names no longer listed (renamed, moved to the top level, removed):
+    # they would be orphan pages and duplicate cross-reference targets
+    stub_dir = os.path.join(os.path.dirname(path), "generated")
+    if os.path.isdir(stub_dir):
+        for fname in os.listdir(stub_dir):
+            if fname.endswith(".rst") and fname not in expected:
+                os.remove(os.path.join(stub_dir, fname))
+
+
+write_api_sections(os.path.join(HERE, "_api_sections.rst"))
+
+
+def _skip_member(app, what, name, obj, skip, options):
+    """Skip scikit-learn's generated metadata-routing setters (``set_*_request``)."""
+    if name.startswith("set_") and name.endswith("_request"):
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_member)
