@@ -35,16 +35,27 @@ One op sequence (:func:`_run_stage`) drives three backends: a symbolic one
 vectors, ``np.roll`` rotations) and the SEAL backend used by
 :class:`ServerModel`.
 
-Serialization choice: a :class:`ServerModel` is stored as the public TenSEAL
-context (no secret key), the SEAL Galois keys and the *plain* plan (folded
-weights as float64); plaintexts are re-encoded at load time.  Stored weights are
-~N*levels times smaller than encoded plaintexts and re-encoding is fast
-(~0.6 ms per plaintext at N=8192).
+With ``t1 == 1`` a "WT" stage has nothing to reduce: no rotation, no mask and
+no mask level (one level less per WT stage -- it can keep a network at N=8192).
+
+``encrypt_weights``: weight tiles and biases are ciphertexts under the client's
+key; products become ct*ct (summed per tile-row, rescaled, then relinearised
+once), bias adds ct+ct.  Masks and activation coefficients stay plaintexts
+(they reveal the architecture only, which the tile structure reveals anyway).
+
+Serialization: no pickle anywhere.  Bytes are ``_MAGIC`` + an ``.npz``
+archive holding a JSON header and numeric arrays, read back with
+``allow_pickle=False``; SEAL/TenSEAL objects are stored in their own native
+formats as ``uint8`` arrays.  A :class:`ServerModel` is stored as the public
+TenSEAL context (no secret key), the SEAL Galois keys and the plan with one tile
+of each plaintext slot vector (the rest is replication along the batch); the
+plaintexts are re-encoded at load time (~0.6 ms each at N=8192).
 """
 from __future__ import annotations
 
+import io
+import json
 import os
-import pickle
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -64,7 +75,7 @@ except ImportError:  # pragma: no cover
 __all__ = [
     "CompiledPlan", "StagePlan", "compile_stages", "count_ops", "required_depth",
     "PlainSimulator", "Client", "ServerModel", "EncryptedBatch", "EncryptedResult",
-    "measure_unit_costs", "predict_latency",
+    "measure_unit_costs", "predict_latency", "memory_estimate",
 ]
 
 OPS = ("mul_plain", "mul_ct", "rotate", "rescale", "relinearize", "add", "add_plain",
@@ -150,6 +161,7 @@ class StagePlan:
     masked: bool
     in_chunk: int        # input chunk length (t2 for W, t1 for WT)
     out_chunk: int       # output chunk length (t1 for W, t2 for WT)
+    encrypted: bool = False   # weights/biases are ciphertexts (ct x ct products)
 
 
 @dataclass
@@ -190,6 +202,20 @@ class CompiledPlan:
     op_counts: List[dict] = field(default_factory=list)
     primes: List[int] = field(default_factory=list)
     level_ops: List[dict] = field(default_factory=list)
+    encrypted_weights: bool = False
+
+    def encrypted_keys(self) -> List[str]:
+        """Keys of the weight and bias vectors that are encrypted (if any)."""
+        if not self.encrypted_weights:
+            return []
+        return [k for k in self.pt_spec if k.split(":")[1] in ("w", "b")]
+
+    def weight_bytes(self) -> int:
+        """Bytes of the packed model: plaintexts, plus ciphertexts (2x) when encrypted."""
+        N, L = self.params.poly_modulus_degree, len(self.primes)
+        enc = set(self.encrypted_keys())
+        return int(sum((L - lvl) * N * 8 * (2 if k in enc else 1)
+                       for k, (lvl, _) in self.pt_spec.items()))
 
     @property
     def n_slots(self) -> int:
@@ -203,7 +229,9 @@ class CompiledPlan:
     def plaintext_bytes(self) -> int:
         """Bytes of all encoded plaintexts (NTT form, N*8 bytes per prime)."""
         N, L = self.params.poly_modulus_degree, len(self.primes)
-        return int(sum((L - lvl) * N * 8 for lvl, _ in self.pt_spec.values()))
+        enc = set(self.encrypted_keys())
+        return int(sum((L - lvl) * N * 8 for k, (lvl, _) in self.pt_spec.items()
+                       if k not in enc))
 
 
 def _tile_vec(plan_dims, fill):
@@ -212,11 +240,39 @@ def _tile_vec(plan_dims, fill):
     return np.repeat(np.asarray(fill, dtype=np.float64).reshape(t2 * t1), b)
 
 
-def required_depth(stages) -> int:
+def _needs_mask(st, last, tile_shape=None) -> bool:
+    """Whether a stage's output must be masked and re-replicated.
+
+    Only a "WT" stage that is followed by another stage, and only when the
+    reduced (inner) tile dimension ``t1`` is larger than one: with ``t1 == 1``
+    there is nothing to reduce, the output is already clean and the mask (and
+    its level) is skipped.
+    """
+    if st["orientation"] != "WT" or last:
+        return False
+    if tile_shape is not None:
+        return int(tile_shape[0]) > 1
+    bs = st.get("block_shape")
+    return bs is None or int(bs[1]) > 1
+
+
+def required_depth(stages, tile_shape=None) -> int:
     """Multiplicative depth (rescalings) the packed network consumes.
 
     Per stage: 1 (weights) + 1 if a square/poly activation with a != 0
-    + 1 for the mask of a "WT" stage that is followed by another stage.
+    + 1 for the mask of a "WT" stage that is followed by another stage (not
+    needed when ``t1 == 1``).
+
+    Parameters
+    ----------
+    stages : list of dict
+        Stage dicts (see :func:`compile_stages`).
+    tile_shape : (int, int), optional
+        Tile shape; read from the stages' ``block_shape`` when omitted.
+
+    Returns
+    -------
+    int
     """
     d = 0
     for s_i, st in enumerate(stages):
@@ -224,12 +280,12 @@ def required_depth(stages) -> int:
         d += 1
         if abc is not None and abc[0] != 0.0:
             d += 1
-        if st["orientation"] == "WT" and s_i < len(stages) - 1:
+        if _needs_mask(st, s_i == len(stages) - 1, tile_shape):
             d += 1
     return d
 
 
-def _build(stages, tile_shape, slots) -> CompiledPlan:
+def _build(stages, tile_shape, slots, materialize=True, encrypt_weights=False) -> CompiledPlan:
     t1, t2 = (int(v) for v in tile_shape)
     if not (_is_pow2(t1) and _is_pow2(t2)):
         raise ValueError(f"tile_shape must be powers of two, got {tile_shape}")
@@ -237,6 +293,10 @@ def _build(stages, tile_shape, slots) -> CompiledPlan:
         raise ValueError(f"tile {t1}x{t2} needs {t1*t2} slots > {slots}")
     b = slots // (t1 * t2)
     dims = (t1, t2, b)
+
+    def vec(fill):
+        return _tile_vec(dims, fill) if materialize else None
+
     if len(stages) == 0:
         raise ValueError("empty network")
     pts: Dict[str, Tuple[np.ndarray, str]] = {}
@@ -295,7 +355,7 @@ def _build(stages, tile_shape, slots) -> CompiledPlan:
                 fac = np.sqrt(abs(a))
                 sign = 1 if a > 0 else -1
                 lin, cst = bb / fac, cc
-        masked = orient == "WT" and not last
+        masked = orient == "WT" and not last and t1 > 1
         rows, const_out = [], {}
         live_set = set(live_in)
         for p in range(P):
@@ -310,7 +370,7 @@ def _build(stages, tile_shape, slots) -> CompiledPlan:
                 # WT: slot(j,i) = W[p t2 + j, q t1 + i] = blk[j, i] -> fill = blk
                 fill = blk.T if orient == "W" else blk
                 key = f"{s_i}:w:{p}:{q}"
-                pts[key] = (_tile_vec(dims, fill), "mul")
+                pts[key] = (vec(fill), "mul")
                 terms.append((q, key))
             bvals = beff[p * r:(p + 1) * r] * fac + (cst if abc is not None and abc[0] == 0.0 else 0.0)
             if orient == "W":
@@ -321,21 +381,21 @@ def _build(stages, tile_shape, slots) -> CompiledPlan:
             bias_key = None
             if np.any(bvals != 0.0):
                 bias_key = f"{s_i}:b:{p}"
-                pts[bias_key] = (_tile_vec(dims, bfill), "add")
+                pts[bias_key] = (vec(bfill), "add")
             m_valid = np.zeros((t2, t1))
             m_valid[:, 0] = 1.0
             mask_key = None
             if masked:
                 mask_key = f"{s_i}:m:{p}"
-                pts[mask_key] = (_tile_vec(dims, m_valid), "mul")
+                pts[mask_key] = (vec(m_valid), "mul")
             lin_key = const_key = None
             if sign != 0 and lin != 0.0:
                 lin_key = f"{s_i}:l:{p}"
-                pts[lin_key] = (_tile_vec(dims, np.full((t2, t1), lin)), "coef")
+                pts[lin_key] = (vec(np.full((t2, t1), lin)), "coef")
             if sign != 0 and cst != 0.0:
                 const_key = f"{s_i}:c:{p}"
                 cfill = m_valid * cst if masked else np.full((t2, t1), cst)
-                pts[const_key] = (_tile_vec(dims, cfill), "add")
+                pts[const_key] = (vec(cfill), "add")
             rows.append(RowPlan(p, terms, bias_key, mask_key, lin_key, const_key))
         if orient == "W":
             red = [t1 * b * (1 << k) for k in range(int(np.log2(t2)))]
@@ -346,12 +406,13 @@ def _build(stages, tile_shape, slots) -> CompiledPlan:
         if not rows:
             red, rep = [], []
         plans.append(StagePlan(name, orient, n_in, n_out, (P, Q), tmask, live_in, rows,
-                               const_out, red, rep, sign, masked, c, r))
+                               const_out, red, rep, sign, masked, c, r,
+                               encrypted=bool(encrypt_weights)))
         const_in = const_out
         live_prev = [row.p for row in rows]
     return CompiledPlan(params=None, tile_shape=(t1, t2), batch=b,
                         n_features=plans[0].n_in, n_outputs=plans[-1].n_out,
-                        stages=plans, plaintexts=pts)
+                        stages=plans, plaintexts=pts, encrypted_weights=bool(encrypt_weights))
 
 
 # ------------------------------------------------------------------ op sequence
@@ -361,13 +422,21 @@ def _run_stage(st: StagePlan, chunks: dict, be) -> dict:
     for row in st.rows:
         acc = None
         for q, key in row.terms:
-            t = be.mul_plain(chunks[q], key)
+            if st.encrypted:
+                t = be.mul_cipher(chunks[q], key)
+            else:
+                t = be.mul_plain(chunks[q], key)
             acc = t if acc is None else be.add(acc, t)
         acc = be.rescale(acc)
+        if st.encrypted:          # one relinearisation per row, after the rescale
+            acc = be.relinearize(acc)
         for step in st.reduce_steps:
             acc = be.add(acc, be.rotate(acc, step))
         if row.bias_key is not None:
-            acc = be.add_plain(acc, row.bias_key)
+            if st.encrypted:
+                acc = be.add_cipher(acc, row.bias_key)
+            else:
+                acc = be.add_plain(acc, row.bias_key)
         if row.mask_key is not None:
             acc = be.rescale(be.mul_plain(acc, row.mask_key))
         if st.act_sign != 0:
@@ -443,6 +512,18 @@ class _SymbolicBackend(_Counter):
         self.tick("mul_plain", lvl)
         return (lvl, sc * ps, size)
 
+    def mul_cipher(self, ct, key):
+        lvl, sc, size = ct
+        ps = self._drop_prime(lvl)
+        self._need(key, (lvl, ps))
+        self.tick("mul_ct", lvl)
+        return (lvl, sc * ps, 3)
+
+    def add_cipher(self, ct, key):
+        self._need(key, (ct[0], ct[1]))
+        self.tick("add", ct[0])
+        return ct
+
     def add(self, a, b):
         if a[0] != b[0] or not np.isclose(a[1], b[1], rtol=1e-12, atol=0):
             raise RuntimeError(f"add of mismatched ciphertexts {a} {b}")
@@ -487,7 +568,8 @@ def _primes_for(params: CKKSParams) -> List[int]:
     return [float(2 ** b) for b in params.coeff_mod_bit_sizes[:-1]]  # pragma: no cover
 
 
-def compile_stages(stages, tile_shape, params="auto") -> CompiledPlan:
+def compile_stages(stages, tile_shape, params="auto", *, encrypt_weights=False,
+                   materialize=True) -> CompiledPlan:
     """Compile a list of linear stages into a packed CKKS plan (no keys).
 
     Parameters
@@ -499,12 +581,18 @@ def compile_stages(stages, tile_shape, params="auto") -> CompiledPlan:
         ``(t1, t2)``, powers of two.
     params : CKKSParams or "auto"
         Explicit parameters are validated (128-bit bound, depth, slots).
+    encrypt_weights : bool, default=False
+        Weights and biases become ciphertexts under the client's key: products
+        are ciphertext x ciphertext (one relinearisation per output tile-row).
+    materialize : bool, default=True
+        Build the slot vectors of the plaintexts.  ``False`` gives a plan that
+        only counts (levels, op counts, memory): fast, for cost estimates.
 
     Returns
     -------
     CompiledPlan
     """
-    depth = required_depth(stages)
+    depth = required_depth(stages, tile_shape)
     t1, t2 = tile_shape
     if isinstance(params, str):
         if params != "auto":
@@ -512,7 +600,8 @@ def compile_stages(stages, tile_shape, params="auto") -> CompiledPlan:
         params = choose_params(depth, t1 * t2)
     else:
         validate_params(params, depth=depth, min_slots=t1 * t2)
-    plan = _build(stages, tile_shape, params.n_slots)
+    plan = _build(stages, tile_shape, params.n_slots, materialize=materialize,
+                  encrypt_weights=encrypt_weights)
     plan.params = params
     plan.primes = _primes_for(params)
     sym = _SymbolicBackend(plan.primes, plan.plaintexts, params.scale)
@@ -533,7 +622,10 @@ def compile_stages(stages, tile_shape, params="auto") -> CompiledPlan:
     totals = sym.totals()
     plan.op_counts = []
     for s_i, st in enumerate(plan.stages):
-        keys = [k for k in plan.pt_spec if k.startswith(f"{s_i}:")]
+        enc = set(plan.encrypted_keys())
+        all_keys = [k for k in plan.pt_spec if k.startswith(f"{s_i}:")]
+        keys = [k for k in all_keys if k not in enc]
+        ckeys = [k for k in all_keys if k in enc]
         levels = [k[1] for k in sym.counts[s_i] if k[0] == "rescale"]
         d = dict(stage=st.name, orientation=st.orientation,
                  n_tiles=int(st.tile_mask.size), n_nonzero_tiles=int(st.tile_mask.sum()),
@@ -542,13 +634,16 @@ def compile_stages(stages, tile_shape, params="auto") -> CompiledPlan:
                  n_live_rows=len(st.rows), n_const_rows=len(st.const_out),
                  levels_used=(len(set(levels))),
                  plaintext_bytes=int(sum((L - plan.pt_spec[k][0]) * N * 8 for k in keys)),
-                 n_plaintexts=len(keys))
+                 n_plaintexts=len(keys),
+                 weight_ciphertext_bytes=int(sum(2 * (L - plan.pt_spec[k][0]) * N * 8
+                                                 for k in ckeys)),
+                 n_weight_ciphertexts=len(ckeys))
         d.update(totals[s_i])
         plan.op_counts.append(d)
     return plan
 
 
-def count_ops(stages, tile_shape, params="auto") -> List[dict]:
+def count_ops(stages, tile_shape, params="auto", *, encrypt_weights=False) -> List[dict]:
     """Per-stage op counts of the packed network, computed without keys.
 
     Returns
@@ -559,7 +654,8 @@ def count_ops(stages, tile_shape, params="auto") -> List[dict]:
         add_plain, negate, levels_used, plaintext_bytes`` -- per batch of
         ``plan.batch`` samples.
     """
-    return compile_stages(stages, tile_shape, params).op_counts
+    return compile_stages(stages, tile_shape, params, encrypt_weights=encrypt_weights,
+                          materialize=False).op_counts
 
 
 # ----------------------------------------------------------------- plaintext sim
@@ -617,11 +713,15 @@ class _NumpyBackend:
     def mul_plain(self, ct, key):
         return ct * self.pts[key][0]
 
+    mul_cipher = mul_plain
+
     def add(self, a, b):
         return a + b
 
     def add_plain(self, ct, key):
         return ct + self.pts[key][0]
+
+    add_cipher = add_plain
 
     def rotate(self, ct, step):
         return np.roll(ct, -step)
@@ -677,6 +777,111 @@ def reference_forward(stages, X) -> np.ndarray:
     return h
 
 
+# ------------------------------------------------------------- safe byte format
+#: Magic prefix of every skhepex byte string (server model, batches, results).
+_MAGIC = b"SKHEPEX\x01"
+
+
+def _pack(kind: str, header: dict, arrays: dict) -> bytes:
+    """Serialise a JSON header and NumPy arrays to bytes (no pickle).
+
+    The container is ``_MAGIC`` + an ``.npz`` archive holding the UTF-8 JSON
+    header and plain numeric arrays; raw byte strings (SEAL / TenSEAL objects)
+    are stored as ``uint8`` arrays.  Loading uses ``allow_pickle=False``, so
+    untrusted bytes can never execute code.
+    """
+    buf = io.BytesIO()
+    hdr = json.dumps(dict(header, kind=kind)).encode("utf-8")
+    payload = {"header": np.frombuffer(hdr, dtype=np.uint8)}
+    for i, (name, arr) in enumerate(arrays.items()):
+        if isinstance(arr, (bytes, bytearray)):
+            arr = np.frombuffer(bytes(arr), dtype=np.uint8)
+        arr = np.asarray(arr)
+        if arr.dtype == object:
+            raise TypeError(f"array {name!r} has dtype object")
+        payload[f"a{i}"] = arr
+    payload["names"] = np.frombuffer(json.dumps(list(arrays)).encode("utf-8"), dtype=np.uint8)
+    np.savez(buf, **payload)
+    return _MAGIC + buf.getvalue()
+
+
+def _unpack(data: bytes, kind: str):
+    """Inverse of :func:`_pack`; returns ``(header, arrays)``."""
+    data = bytes(data)
+    if not data.startswith(_MAGIC):
+        raise ValueError("not skhepex bytes (bad magic prefix)")
+    with np.load(io.BytesIO(data[len(_MAGIC):]), allow_pickle=False) as z:
+        header = json.loads(bytes(z["header"]).decode("utf-8"))
+        names = json.loads(bytes(z["names"]).decode("utf-8"))
+        arrays = {name: z[f"a{i}"] for i, name in enumerate(names)}
+    if header.get("kind") != kind:
+        raise ValueError(f"bytes hold a {header.get('kind')!r}, expected {kind!r}")
+    return header, arrays
+
+
+def _plan_to_payload(plan: CompiledPlan, drop_keys=(), drop_constants=False):
+    """JSON header + arrays of a plan; plaintexts stored compactly (one tile)."""
+    drop = set(drop_keys)
+    arrays = {}
+    keys = [k for k in plan.plaintexts if k not in drop]
+    for i, k in enumerate(keys):
+        v = plan.plaintexts[k][0]
+        arrays[f"pt{i}"] = np.asarray(v).reshape(-1, plan.batch)[:, 0]
+    stages = []
+    for s_i, st in enumerate(plan.stages):
+        arrays[f"tm{s_i}"] = np.asarray(st.tile_mask, dtype=bool)
+        const = {} if drop_constants else st.const_out
+        for p, v in const.items():
+            arrays[f"co{s_i}_{p}"] = np.asarray(v, dtype=np.float64)
+        stages.append(dict(
+            name=st.name, orientation=st.orientation, n_in=int(st.n_in), n_out=int(st.n_out),
+            grid=[int(v) for v in st.grid], live_in=[int(v) for v in st.live_in],
+            rows=[[int(r.p), [[int(q), k] for q, k in r.terms], r.bias_key, r.mask_key,
+                   r.lin_key, r.const_key] for r in st.rows],
+            const_out=[int(p) for p in const], reduce_steps=[int(v) for v in st.reduce_steps],
+            replicate_steps=[int(v) for v in st.replicate_steps], act_sign=int(st.act_sign),
+            masked=bool(st.masked), in_chunk=int(st.in_chunk), out_chunk=int(st.out_chunk),
+            encrypted=bool(st.encrypted)))
+    header = dict(
+        params=plan.params.to_dict(), tile_shape=[int(v) for v in plan.tile_shape],
+        batch=int(plan.batch), n_features=int(plan.n_features), n_outputs=int(plan.n_outputs),
+        stages=stages, pt_keys=keys, pt_roles=[plan.plaintexts[k][1] for k in keys],
+        pt_spec={k: [int(lvl), float(sc)] for k, (lvl, sc) in plan.pt_spec.items()},
+        rotation_steps=[int(v) for v in plan.rotation_steps], depth=int(plan.depth),
+        op_counts=plan.op_counts, primes=[int(v) for v in plan.primes],
+        level_ops=[[[op, int(lvl), int(n)] for (op, lvl), n in d.items()]
+                   for d in plan.level_ops],
+        encrypted_weights=bool(plan.encrypted_weights))
+    return header, arrays
+
+
+def _plan_from_payload(h: dict, arrays: dict) -> CompiledPlan:
+    b = int(h["batch"])
+    stages = []
+    for s_i, d in enumerate(h["stages"]):
+        rows = [RowPlan(int(p), [(int(q), str(k)) for q, k in terms], bk, mk, lk, ck)
+                for p, terms, bk, mk, lk, ck in d["rows"]]
+        const = {int(p): arrays[f"co{s_i}_{p}"] for p in d["const_out"]}
+        stages.append(StagePlan(
+            str(d["name"]), str(d["orientation"]), int(d["n_in"]), int(d["n_out"]),
+            tuple(d["grid"]), arrays[f"tm{s_i}"].astype(bool), list(d["live_in"]), rows, const,
+            list(d["reduce_steps"]), list(d["replicate_steps"]), int(d["act_sign"]),
+            bool(d["masked"]), int(d["in_chunk"]), int(d["out_chunk"]),
+            encrypted=bool(d["encrypted"])))
+    pts = {k: (np.repeat(arrays[f"pt{i}"].astype(np.float64), b), str(role))
+           for i, (k, role) in enumerate(zip(h["pt_keys"], h["pt_roles"]))}
+    plan = CompiledPlan(
+        params=CKKSParams.from_dict(h["params"]), tile_shape=tuple(h["tile_shape"]), batch=b,
+        n_features=int(h["n_features"]), n_outputs=int(h["n_outputs"]), stages=stages,
+        plaintexts=pts,
+        pt_spec={k: (int(v[0]), float(v[1])) for k, v in h["pt_spec"].items()},
+        rotation_steps=list(h["rotation_steps"]), depth=int(h["depth"]),
+        op_counts=list(h["op_counts"]), primes=[int(v) for v in h["primes"]],
+        level_ops=[{(str(op), int(lvl)): int(n) for op, lvl, n in d} for d in h["level_ops"]],
+        encrypted_weights=bool(h["encrypted_weights"]))
+    return plan
+
+
 # ------------------------------------------------------------------ SEAL objects
 def _save_seal(obj) -> bytes:
     fd, path = tempfile.mkstemp(prefix="skhepex_")
@@ -693,7 +898,7 @@ def _load_seal(obj, seal_ctx, data: bytes):
     fd, path = tempfile.mkstemp(prefix="skhepex_")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            f.write(bytes(data))
         obj.load(seal_ctx, path)
     finally:
         os.unlink(path)
@@ -726,35 +931,56 @@ class EncryptedBatch:
     batches : list of dict
         chunk index -> SEAL ciphertext.
     n_samples : int
+    tag : str
+        Which server model produced it (results) -- e.g. ``"predict"`` or
+        ``"transform"``; empty for inputs.
     """
 
     batches: List[Dict[int, object]]
     n_samples: int
+    tag: str = ""
+
+    _kind = "EncryptedBatch"
 
     def serialize(self) -> bytes:
-        """Bytes of all ciphertexts (SEAL's compressed format)."""
-        payload = dict(n=self.n_samples,
-                       b=[{q: _save_seal(ct) for q, ct in d.items()} for d in self.batches])
-        return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+        """Bytes of all ciphertexts (SEAL's compressed format) in a pickle-free container."""
+        arrays, index = {}, []
+        for bi, d in enumerate(self.batches):
+            index.append([int(q) for q in d])
+            for q, ct in d.items():
+                arrays[f"{bi}_{q}"] = _save_seal(ct)
+        return _pack(self._kind, dict(n_samples=int(self.n_samples), tag=self.tag,
+                                      index=index), arrays)
 
     @classmethod
     def load(cls, data: bytes, context) -> "EncryptedBatch":
-        """Load with a TenSEAL context (public or private) of the same params."""
-        payload = pickle.loads(data)
+        """Load with a TenSEAL context (public or private) of the same params.
+
+        Parameters
+        ----------
+        data : bytes
+            Output of :meth:`serialize`.
+        context : tenseal.Context
+            E.g. ``server.context`` (server side) or the client's context.
+        """
+        h, arrays = _unpack(data, cls._kind)
         sd = context.seal_context().data
-        batches = [{q: _load_seal(sealapi.Ciphertext(), sd, raw) for q, raw in d.items()}
-                   for d in payload["b"]]
-        return cls(batches, payload["n"])
+        batches = [{int(q): _load_seal(sealapi.Ciphertext(), sd, arrays[f"{bi}_{q}"].tobytes())
+                    for q in qs} for bi, qs in enumerate(h["index"])]
+        return cls(batches, int(h["n_samples"]), str(h.get("tag", "")))
 
 
 class EncryptedResult(EncryptedBatch):
     """Encrypted output of :meth:`ServerModel.evaluate` (same structure)."""
 
+    _kind = "EncryptedResult"
+
 
 class _SealBackend(_Counter):
-    def __init__(self, sd, evaluator, pts, galois, relin, L):
+    def __init__(self, sd, evaluator, pts, galois, relin, L, wcts=None):
         super().__init__()
         self.sd, self.ev, self.pts, self.gk, self.rk, self.L = sd, evaluator, pts, galois, relin, L
+        self.wcts = wcts or {}
 
     def _lvl(self, ct):
         return self.L - ct.coeff_modulus_size()
@@ -768,6 +994,12 @@ class _SealBackend(_Counter):
         self.tick("mul_plain", self._lvl(ct))
         return out
 
+    def mul_cipher(self, ct, key):
+        out = self._new()
+        self.ev.multiply(ct, self.wcts[key], out)
+        self.tick("mul_ct", self._lvl(ct))
+        return out
+
     def add(self, a, b):
         self.ev.add_inplace(a, b)
         self.tick("add", self._lvl(a))
@@ -776,6 +1008,11 @@ class _SealBackend(_Counter):
     def add_plain(self, ct, key):
         self.ev.add_plain_inplace(ct, self.pts[key])
         self.tick("add_plain", self._lvl(ct))
+        return ct
+
+    def add_cipher(self, ct, key):
+        self.ev.add_inplace(ct, self.wcts[key])
+        self.tick("add", self._lvl(ct))
         return ct
 
     def rotate(self, ct, step):
@@ -807,11 +1044,14 @@ class _SealBackend(_Counter):
         return ct
 
 
-def _encode_plaintexts(plan: CompiledPlan, seal_ctx) -> dict:
+def _encode_plaintexts(plan: CompiledPlan, seal_ctx, skip=()) -> dict:
     enc = sealapi.CKKSEncoder(seal_ctx)
     ids = _chain(seal_ctx)
+    skip = set(skip)
     out = {}
     for key, (lvl, scale) in plan.pt_spec.items():
+        if key in skip:
+            continue
         pt = sealapi.Plaintext()
         enc.encode(plan.plaintexts[key][0].tolist(), ids[lvl], scale, pt)
         out[key] = pt
@@ -823,11 +1063,29 @@ def _galois_elts(seal_ctx, steps):
     return [gt.get_elt_from_step(int(s)) for s in steps]
 
 
+def _check_plan_context(plan: CompiledPlan, seal_ctx):
+    got = [m.value() for m in seal_ctx.first_context_data().parms().coeff_modulus()]
+    if list(got) != list(plan.primes):
+        raise ValueError("the context's primes differ from the compiled plan's")
+
+
 class ServerModel:
-    """Server side: public context, Galois/relin keys and packed plaintexts.
+    """Server side: public context, Galois/relin keys and the packed model.
 
     Holds no secret key.  Build with :meth:`Client.server_model` or
     :meth:`ServerModel.load`.
+
+    Parameters
+    ----------
+    plan : CompiledPlan
+        With ``encrypt_weights``, a plan without the weight/bias vectors.
+    public_context : tenseal.Context
+        Context without secret key (raises otherwise).
+    galois_keys : seal GaloisKeys
+    weight_ciphertexts : dict, optional
+        key -> SEAL ciphertext of each weight tile / bias (``encrypt_weights``).
+    name : str, default=""
+        Tag copied to every :class:`EncryptedResult`.
 
     Attributes
     ----------
@@ -839,17 +1097,29 @@ class ServerModel:
         Ops actually executed by the last :meth:`evaluate` (per batch).
     """
 
-    def __init__(self, plan: CompiledPlan, public_context, galois_keys):
+    _kind = "ServerModel"
+
+    def __init__(self, plan: CompiledPlan, public_context, galois_keys,
+                 weight_ciphertexts=None, name=""):
         if public_context.has_secret_key():
             raise ValueError("ServerModel must get a public context (no secret key)")
         self.plan = plan
+        self.name = str(name)
         self.context = public_context
         self._sd = public_context.seal_context().data
+        _check_plan_context(plan, self._sd)
         self.galois_keys = galois_keys
         self._evaluator = sealapi.Evaluator(self._sd)
-        self._pts = _encode_plaintexts(plan, self._sd)
+        enc_keys = plan.encrypted_keys()
+        self.weight_ciphertexts = dict(weight_ciphertexts or {})
+        missing = set(enc_keys) - set(self.weight_ciphertexts)
+        if missing:
+            raise ValueError(f"{len(missing)} weight ciphertexts missing for an "
+                             f"encrypt_weights plan")
+        self._pts = _encode_plaintexts(plan, self._sd, skip=enc_keys)
         self.timings_ = []
         self.op_counts_ = []
+        self.level_ops_ = []
 
     def evaluate(self, enc: EncryptedBatch) -> EncryptedResult:
         """Evaluate the network on an encrypted batch.
@@ -864,10 +1134,13 @@ class ServerModel:
         """
         be = _SealBackend(self._sd, self._evaluator, self._pts, self.galois_keys,
                           self.context.relin_keys().data if self.context.has_relin_keys() else None,
-                          len(self.plan.primes))
+                          len(self.plan.primes), self.weight_ciphertexts)
         times = np.zeros(len(self.plan.stages))
         outs = []
         for chunks in enc.batches:
+            # copy the dict: stages return new dicts; inputs are not modified in
+            # place by the first stage (multiply_plain writes to a new ciphertext)
+            chunks = dict(chunks)
             for s_i, st in enumerate(self.plan.stages):
                 be.begin(s_i)
                 t0 = time.perf_counter()
@@ -878,54 +1151,85 @@ class ServerModel:
         self.timings_ = [dict(stage=st.name, seconds=float(times[i]),
                               seconds_per_batch=float(times[i] / nb))
                          for i, st in enumerate(self.plan.stages)]
-        per = []
-        for t in be.totals():
-            per.append({k: v // nb for k, v in t.items()})
-        self.op_counts_ = per
+        self.op_counts_ = [{k: v // nb for k, v in t.items()} for t in be.totals()]
         self.level_ops_ = [{k: v // nb for k, v in d.items()} for d in be.counts]
-        return EncryptedResult(outs, enc.n_samples)
+        return EncryptedResult(outs, enc.n_samples, self.name)
+
+    def load_batch(self, data: bytes) -> EncryptedBatch:
+        """Load an :class:`EncryptedBatch` from bytes with this server's context."""
+        return EncryptedBatch.load(data, self.context)
 
     def memory_report(self) -> dict:
-        """Bytes of packed plaintexts, Galois keys, relin keys and one input batch.
+        """Bytes of packed plaintexts/ciphertexts, Galois keys, relin keys, one input batch.
 
         Sizes are the in-memory sizes of the SEAL objects (uint64 coefficients):
-        plaintext = primes(level) * N * 8; key-switching key = (#data primes) x
-        2 x (#primes incl. special) x N x 8.
+        plaintext = primes(level) * N * 8; ciphertext twice that; key-switching
+        key = (#data primes) x 2 x (#primes incl. special) x N x 8.
         """
-        N = self.plan.params.poly_modulus_degree
-        Ld = len(self.plan.primes)
-        ksk = Ld * 2 * (Ld + 1) * N * 8
-        n_in = len(self.plan.stages[0].live_in)
-        return dict(plaintext_bytes=self.plan.plaintext_bytes(),
-                    n_plaintexts=len(self._pts),
-                    galois_key_bytes=len(self.plan.rotation_steps) * ksk,
-                    n_galois_keys=len(self.plan.rotation_steps),
-                    relin_key_bytes=ksk,
-                    input_batch_bytes=n_in * 2 * Ld * N * 8,
-                    n_input_ciphertexts=n_in)
+        return memory_estimate(self.plan)
 
     def serialize(self) -> bytes:
-        """Public context + Galois keys + plain plan (plaintexts re-encoded on load)."""
-        plan = _strip_plan(self.plan)
-        payload = dict(context=self.context.serialize(save_public_key=True, save_secret_key=False,
-                                                      save_galois_keys=False,
-                                                      save_relin_keys=True),
-                       galois=_save_seal(self.galois_keys), plan=plan)
-        return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+        """Public context + Galois keys + plan (+ weight ciphertexts); no pickle.
+
+        Plaintexts are re-encoded on load (one tile of each is stored).
+        """
+        enc_keys = self.plan.encrypted_keys()
+        header, arrays = _plan_to_payload(self.plan, drop_keys=enc_keys,
+                                          drop_constants=self.plan.encrypted_weights)
+        arrays["context"] = self.context.serialize(save_public_key=True, save_secret_key=False,
+                                                   save_galois_keys=False,
+                                                   save_relin_keys=True)
+        arrays["galois"] = _save_seal(self.galois_keys)
+        for i, k in enumerate(enc_keys):
+            arrays[f"wct{i}"] = _save_seal(self.weight_ciphertexts[k])
+        header = dict(plan=header, name=self.name, wct_keys=list(enc_keys))
+        return _pack(self._kind, header, arrays)
 
     @classmethod
     def load(cls, data: bytes) -> "ServerModel":
-        """Rebuild from :meth:`serialize` bytes (re-encodes the plaintexts)."""
-        payload = pickle.loads(data)
-        ctx = ts.context_from(payload["context"])
-        gk = _load_seal(sealapi.GaloisKeys(), ctx.seal_context().data, payload["galois"])
-        return cls(payload["plan"], ctx, gk)
+        """Rebuild from :meth:`serialize` bytes (re-encodes the plaintexts).
+
+        Refuses a context that carries a secret key.
+        """
+        h, arrays = _unpack(data, cls._kind)
+        plan = _plan_from_payload(h["plan"], arrays)
+        ctx = ts.context_from(arrays["context"].tobytes())
+        sd = ctx.seal_context().data
+        gk = _load_seal(sealapi.GaloisKeys(), sd, arrays["galois"].tobytes())
+        wcts = {k: _load_seal(sealapi.Ciphertext(), sd, arrays[f"wct{i}"].tobytes())
+                for i, k in enumerate(h["wct_keys"])}
+        return cls(plan, ctx, gk, wcts, h.get("name", ""))
 
 
-def _strip_plan(plan: CompiledPlan) -> CompiledPlan:
-    """The plan holds only NumPy/Python objects (slot vectors = stored weights);
-    SEAL plaintexts live in the ServerModel and are re-encoded on load."""
-    return plan
+def memory_estimate(plan: CompiledPlan) -> dict:
+    """Memory of the packed model, keys and one input batch, from the plan alone.
+
+    Parameters
+    ----------
+    plan : CompiledPlan
+
+    Returns
+    -------
+    dict
+        ``plaintext_bytes, n_plaintexts, weight_ciphertext_bytes,
+        n_weight_ciphertexts, packed_model_bytes, galois_key_bytes,
+        n_galois_keys, relin_key_bytes, input_batch_bytes, n_input_ciphertexts``.
+    """
+    N = plan.params.poly_modulus_degree
+    Ld = len(plan.primes)
+    ksk = Ld * 2 * (Ld + 1) * N * 8
+    n_in = len(plan.stages[0].live_in)
+    enc = set(plan.encrypted_keys())
+    pt_b = plan.plaintext_bytes()
+    ct_b = plan.weight_bytes() - pt_b
+    return dict(plaintext_bytes=int(pt_b), n_plaintexts=len(plan.pt_spec) - len(enc),
+                weight_ciphertext_bytes=int(ct_b), n_weight_ciphertexts=len(enc),
+                packed_model_bytes=int(pt_b + ct_b),
+                galois_key_bytes=len(plan.rotation_steps) * ksk,
+                n_galois_keys=len(plan.rotation_steps),
+                relin_key_bytes=ksk,
+                input_batch_bytes=n_in * 2 * Ld * N * 8,
+                n_input_ciphertexts=n_in)
 
 
 class Client:
@@ -934,29 +1238,39 @@ class Client:
     Parameters
     ----------
     plan : CompiledPlan
+        The main plan; its parameters define the context.
+    extra_plans : list of CompiledPlan, optional
+        Further plans with the same parameters and tile shape (e.g. the
+        encoder of an autoencoder) that share the keys; Galois keys cover the
+        union of their rotation steps.
 
     Attributes
     ----------
     context : tenseal.Context
         Private context (secret key, public key, relin keys).
     galois_keys : seal GaloisKeys
-        Keys for exactly ``plan.rotation_steps``.
+        Keys for exactly the plans' rotation steps.
     """
 
-    def __init__(self, plan: CompiledPlan):
+    def __init__(self, plan: CompiledPlan, extra_plans=()):
         if ts is None:  # pragma: no cover
             raise ImportError("tenseal is required for encrypted inference")
         self.plan = plan
         self.context = _make_context(plan.params)
         self._sd = self.context.seal_context().data
-        got = [m.value() for m in self._sd.first_context_data().parms().coeff_modulus()]
-        if list(got) != list(plan.primes):
-            raise RuntimeError("TenSEAL context primes differ from the compiled plan")
+        steps = set(plan.rotation_steps)
+        for p in extra_plans:
+            if p.params != plan.params or tuple(p.tile_shape) != tuple(plan.tile_shape):
+                raise ValueError("extra plans must share the params and tile shape")
+            steps |= set(p.rotation_steps)
+        for p in (plan, *extra_plans):
+            _check_plan_context(p, self._sd)
+        self.rotation_steps = sorted(steps)
         sk = self.context.secret_key().data
         self._keygen = sealapi.KeyGenerator(self._sd, sk)
         self.galois_keys = sealapi.GaloisKeys()
-        if plan.rotation_steps:
-            self._keygen.create_galois_keys(_galois_elts(self._sd, plan.rotation_steps),
+        if self.rotation_steps:
+            self._keygen.create_galois_keys(_galois_elts(self._sd, self.rotation_steps),
                                             self.galois_keys)
         self._encoder = sealapi.CKKSEncoder(self._sd)
         self._encryptor = sealapi.Encryptor(self._sd, self.context.public_key().data)
@@ -968,9 +1282,32 @@ class Client:
         pub.make_context_public(generate_galois_keys=False, generate_relin_keys=False)
         return pub
 
-    def server_model(self) -> ServerModel:
-        """ServerModel with public context, Galois keys and packed plaintexts."""
-        return ServerModel(self.plan, self.public_context(), self.galois_keys)
+    def _encrypt_vec(self, vec, lvl=0, scale=None):
+        pt = sealapi.Plaintext()
+        ids = _chain(self._sd)
+        scale = self.plan.params.scale if scale is None else scale
+        self._encoder.encode(np.asarray(vec, dtype=np.float64).tolist(), ids[lvl], scale, pt)
+        ct = sealapi.Ciphertext(self._sd)
+        self._encryptor.encrypt(pt, ct)
+        return ct
+
+    def server_model(self, plan: Optional[CompiledPlan] = None, name="") -> ServerModel:
+        """ServerModel with public context, Galois keys and the packed model.
+
+        With ``plan.encrypted_weights`` the weight tiles and biases are
+        encrypted here (under this client's key, at the level and scale each
+        meets) and removed from the server's copy of the plan.
+        """
+        plan = self.plan if plan is None else plan
+        wcts = {}
+        enc_keys = plan.encrypted_keys()
+        if enc_keys:
+            for k in enc_keys:
+                lvl, scale = plan.pt_spec[k]
+                wcts[k] = self._encrypt_vec(plan.plaintexts[k][0], lvl, scale)
+            h, arrays = _plan_to_payload(plan, drop_keys=enc_keys, drop_constants=True)
+            plan = _plan_from_payload(h, arrays)
+        return ServerModel(plan, self.public_context(), self.galois_keys, wcts, name)
 
     def encrypt(self, X) -> EncryptedBatch:
         """Encode (replication along the tile, batch along k) and encrypt X.
@@ -984,22 +1321,22 @@ class Client:
         EncryptedBatch
         """
         X = np.asarray(X, dtype=np.float64)
-        batches = []
-        for d in _encode_input(self.plan, X):
-            cts = {}
-            for q, vec in d.items():
-                pt = sealapi.Plaintext()
-                self._encoder.encode(vec.tolist(), self.plan.params.scale, pt)
-                ct = sealapi.Ciphertext(self._sd)
-                self._encryptor.encrypt(pt, ct)
-                cts[q] = ct
-            batches.append(cts)
+        batches = [{q: self._encrypt_vec(vec) for q, vec in d.items()}
+                   for d in _encode_input(self.plan, X)]
         return EncryptedBatch(batches, X.shape[0])
 
-    def decrypt(self, result: EncryptedResult) -> np.ndarray:
-        """Decrypt and decode the raw outputs, shape (n_samples, n_out)."""
+    def decrypt(self, result: EncryptedResult, plan: Optional[CompiledPlan] = None) -> np.ndarray:
+        """Decrypt and decode the raw outputs, shape (n_samples, n_out).
+
+        Parameters
+        ----------
+        result : EncryptedResult
+        plan : CompiledPlan, optional
+            The plan that produced ``result`` (default: the main plan).
+        """
+        plan = self.plan if plan is None else plan
         out = []
-        b = self.plan.batch
+        b = plan.batch
         for bi, chunks in enumerate(result.batches):
             vecs = {}
             for p, ct in chunks.items():
@@ -1007,8 +1344,8 @@ class Client:
                 self._decryptor.decrypt(ct, pt)
                 vecs[p] = np.asarray(self._encoder.decode_double(pt))
             n = min(b, result.n_samples - bi * b)
-            out.append(_decode_output(self.plan, vecs, n))
-        return np.vstack(out) if out else np.zeros((0, self.plan.n_outputs))
+            out.append(_decode_output(plan, vecs, n))
+        return np.vstack(out) if out else np.zeros((0, plan.n_outputs))
 
 
 # --------------------------------------------------------------- cost model

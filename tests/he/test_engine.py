@@ -167,3 +167,46 @@ def test_server_is_public_and_round_trips(X):
     mem = server2.memory_report()
     assert mem["n_galois_keys"] == len(plan.rotation_steps)
     assert mem["plaintext_bytes"] == plan.plaintext_bytes() > 0
+
+
+def test_t1_one_needs_no_mask(X):
+    sizes, acts = [13, 7, 9, 5], [SQ, SQ, None]
+    assert required_depth(make_stages(sizes, (8, 8), acts)) == 6
+    stages = make_stages(sizes, (1, 8), acts, p_zero=0.2)
+    assert required_depth(stages) == 5
+    plan = compile_stages(stages, (1, 8))
+    assert plan.params.poly_modulus_degree == 8192 and plan.depth == 5
+    assert not any(st.masked for st in plan.stages)
+    np.testing.assert_allclose(PlainSimulator(plan).predict(X), reference_forward(stages, X),
+                               atol=1e-10)
+    client = Client(plan)
+    Y = client.decrypt(client.server_model().evaluate(client.encrypt(X[:9])))
+    np.testing.assert_allclose(Y, reference_forward(stages, X[:9]), atol=1e-3)
+
+
+def test_encrypted_weights_engine(X):
+    tile = (4, 8)
+    stages = make_stages([13, 7, 5], tile, [("poly", 0.5, -0.3, 0.2), None], seed=5)
+    plan = compile_stages(stages, tile, encrypt_weights=True)
+    enc_keys = plan.encrypted_keys()
+    assert enc_keys and all(k.split(":")[1] in ("w", "b") for k in enc_keys)
+    np.testing.assert_allclose(PlainSimulator(plan).predict(X), reference_forward(stages, X),
+                               atol=1e-10)
+    client = Client(plan)
+    server = client.server_model()
+    assert set(server.weight_ciphertexts) == set(enc_keys)
+    assert not set(enc_keys) & set(server.plan.plaintexts)
+    Y = client.decrypt(server.evaluate(client.encrypt(X)))
+    np.testing.assert_allclose(Y, reference_forward(stages, X), atol=1e-3)
+    for pred, got in zip(count_ops(stages, tile, encrypt_weights=True), server.op_counts_):
+        for op, n in got.items():
+            assert pred[op] == n, (op, pred, got)
+    assert server.op_counts_[0]["mul_plain"] == 0 or plan.stages[0].act_sign != 0
+    mem = server.memory_report()
+    assert mem["n_weight_ciphertexts"] == len(enc_keys)
+    assert mem["weight_ciphertext_bytes"] > 0
+
+
+def test_engine_has_no_pickle():
+    import skhepex.he.engine as engine
+    assert not hasattr(engine, "pickle")

@@ -1,0 +1,400 @@
+"""The HE-PEx meta-estimator: dense training followed by pruning steps."""
+
+import time
+
+from sklearn.base import clone
+from sklearn.utils import get_tags
+from sklearn.utils._param_validation import HasMethods
+from sklearn.utils.metaestimators import _BaseComposition, available_if
+from sklearn.utils.validation import check_is_fitted, check_memory
+
+from ..tiling import TileLayout, _check_tile_shape
+from ._base import _check_network, weight_sparsity
+
+__all__ = ["HEPEx"]
+
+#: Number of dense trainings actually run (cache misses) in this process.
+#: Tests read it to check that ``memory`` avoids retraining.
+N_DENSE_FITS = 0
+
+
+def _record(name, est, X, y, tile_shape):
+    layout = TileLayout(est, tile_shape)
+    try:
+        score = float(est.score(X, y))
+    except Exception:  # pragma: no cover - scoring is informative only
+        score = float("nan")
+    return {"name": name, "sparsity": weight_sparsity(est),
+            "n_nonzero_tiles": layout.n_nonzero_tiles, "n_tiles": layout.n_tiles,
+            "train_score": score}
+
+
+def _fit_dense(estimator, X, y, tile_shape):
+    """Train ``estimator`` densely (cached by ``HEPEx.memory``)."""
+    global N_DENSE_FITS
+    N_DENSE_FITS += 1
+    estimator.fit(X, y)
+    return estimator, _record("dense", estimator, X, y, tile_shape)
+
+
+def _apply_step(network, step, name, X, y, tile_shape):
+    """Apply one pruning step (cached by ``HEPEx.memory``, keyed on the prefix)."""
+    out = step.prune(network, X, y, tile_shape=tile_shape)
+    return out, step, _record(name, out, X, y, tile_shape)
+
+
+def _is_passthrough(step):
+    return step is None or (isinstance(step, str) and step == "passthrough")
+
+
+def _estimator_has(attr):
+    def check(self):
+        est = self.estimator_ if hasattr(self, "estimator_") else self.estimator
+        return hasattr(est, attr)
+    return check
+
+
+class HEPEx(_BaseComposition):
+    """Train a network densely, then prune it for HE with a chain of steps.
+
+    HE-PEx (Aharoni et al., ESORICS 2023): under homomorphic encryption a
+    weight tile costs one ciphertext multiply whether it holds one non-zero
+    weight or all of them, so pruning pays only when whole tiles become empty.
+    ``HEPEx`` trains a clone of ``estimator`` and applies ``steps`` in order
+    (typically :class:`MagnitudePruner`, :class:`Permuter`,
+    :class:`TilePruner`, :class:`Expander`), each receiving the previous
+    fitted network, the training data and ``tile_shape``. Like a
+    :class:`~sklearn.pipeline.Pipeline` it is flat: any step may be
+    ``"passthrough"`` and step parameters are reachable as
+    ``<name>__<param>``, so the paper's variants form one grid.
+
+    Parameters
+    ----------
+    estimator : estimator
+        An unfitted skhepex network (``MLPClassifier``, ``MLPRegressor``,
+        ``Autoencoder``, ``CNNClassifier``); a clone is trained.
+    steps : list of (str, step) tuples
+        Named pruning steps, each an object with a ``prune(estimator, X, y,
+        tile_shape)`` method, or ``"passthrough"`` / ``None`` to skip it.
+    tile_shape : tuple of int (t1, t2), default=(8, 8)
+        Tile shape of the HE packing, given to every step (and read by
+        :func:`~skhepex.tile_report` and the HE predictor).
+    memory : str, joblib.Memory or None, default=None
+        Cache for the dense training and for every prefix of steps, keyed on
+        the estimator's parameters, the steps' parameters, the tile shape and
+        the data. A grid search over a later step then never retrains the
+        dense network nor re-runs earlier steps.
+    verbose : int, default=0
+        Print the time of every stage.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The final pruned network.
+    dense_estimator_ : estimator
+        The densely trained network.
+    steps_ : list of (str, step)
+        Fitted copies of the steps (``steps`` is never mutated).
+    n_ciphertexts_ : int
+        Non-zero weight tiles of the final network (weight ciphertexts).
+    n_ciphertexts_dense_ : int
+        Non-zero weight tiles of the dense network.
+    history_ : list of dict
+        One record per stage ("dense" first, then every applied step), with
+        keys ``name``, ``sparsity`` (weight sparsity), ``n_nonzero_tiles``,
+        ``n_tiles`` and ``train_score``.
+    classes_ : ndarray
+        Class labels (classifiers).
+    n_features_in_ : int
+        Number of input features.
+
+    See Also
+    --------
+    fewest_ciphertexts_within : Refit rule for GridSearchCV.
+    ciphertext_scorer : Scorer counting ciphertexts.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skhepex import MLPClassifier, HEPEx, MagnitudePruner, TilePruner
+    >>> X, y = load_digits(return_X_y=True)
+    >>> hepex = HEPEx(MLPClassifier(hidden_layer_sizes=(32,), max_iter=20, random_state=0),
+    ...               steps=[("prune", MagnitudePruner(fine_tune_iter=2)),
+    ...                      ("tiles", TilePruner(fine_tune_iter=2))],
+    ...               tile_shape=(8, 8)).fit(X / 16, y)
+    >>> hepex.n_ciphertexts_ < hepex.n_ciphertexts_dense_
+    True
+    """
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit"])],
+        "steps": [list],
+        "tile_shape": [tuple, list],
+        "memory": [None, str, HasMethods(["cache"])],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, estimator, steps, *, tile_shape=(8, 8), memory=None, verbose=0):
+        self.estimator = estimator
+        self.steps = steps
+        self.tile_shape = tile_shape
+        self.memory = memory
+        self.verbose = verbose
+
+    # ------------------------------------------------------------- params
+    def get_params(self, deep=True):
+        """Get parameters, including ``<step>__<param>`` when ``deep``.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Include the parameters of the estimator and of the steps.
+
+        Returns
+        -------
+        params : dict
+            Parameter names mapped to their values.
+        """
+        return self._get_params("steps", deep=deep)
+
+    def set_params(self, **params):
+        """Set parameters; steps can be replaced by name or ``"passthrough"``.
+
+        Parameters
+        ----------
+        **params : dict
+            ``steps``, ``<step name>``, ``<step name>__<param>``,
+            ``estimator__<param>`` or any other parameter.
+
+        Returns
+        -------
+        self : HEPEx
+            This instance.
+        """
+        self._set_params("steps", **params)
+        return self
+
+    def _validate_steps(self):
+        if not all(isinstance(s, tuple) and len(s) == 2 for s in self.steps):
+            raise TypeError("steps must be a list of (name, step) tuples.")
+        names = [name for name, _ in self.steps]
+        self._validate_names(names)
+        for name, step in self.steps:
+            if not _is_passthrough(step) and not hasattr(step, "prune"):
+                raise TypeError(
+                    f"Step {name!r} must have a prune(estimator, X, y, tile_shape) method "
+                    f"or be 'passthrough'; got {step!r}.")
+
+    def _log(self, msg, t0):
+        if self.verbose:
+            print(f"[HEPEx] {msg} ... {time.time() - t0:.1f}s")
+
+    # ---------------------------------------------------------------- fit
+    def fit(self, X, y=None):
+        """Train the network densely, then apply the pruning steps.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (4-D images for a CNN are accepted).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), default=None
+            Targets (``None`` for an autoencoder).
+
+        Returns
+        -------
+        self : HEPEx
+            Fitted meta-estimator.
+        """
+        self._validate_params()
+        self._validate_steps()
+        tile_shape = _check_tile_shape(self.tile_shape)
+        memory = check_memory(self.memory)
+        fit_dense = memory.cache(_fit_dense)
+        apply_step = memory.cache(_apply_step)
+        t0 = time.time()
+        net, rec = fit_dense(clone(self.estimator), X, y, tile_shape)
+        _check_network(net)
+        self._log("dense training", t0)
+        self.dense_estimator_ = net
+        history = [rec]
+        steps_ = []
+        for name, step in self.steps:
+            if _is_passthrough(step):
+                steps_.append((name, step))
+                continue
+            t0 = time.time()
+            net, fitted, rec = apply_step(net, clone(step), name, X, y, tile_shape)
+            self._log(f"step {name!r}", t0)
+            steps_.append((name, fitted))
+            history.append(rec)
+        self.estimator_ = net
+        self.steps_ = steps_
+        self.history_ = history
+        self.n_ciphertexts_dense_ = history[0]["n_nonzero_tiles"]
+        self.n_ciphertexts_ = history[-1]["n_nonzero_tiles"]
+        return self
+
+    # ---------------------------------------------------------- delegation
+    @available_if(_estimator_has("predict"))
+    def predict(self, X):
+        """Predict with the pruned network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        y_pred : ndarray
+            The pruned network's predictions.
+        """
+        check_is_fitted(self)
+        return self.estimator_.predict(X)
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities of the pruned network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Class probabilities.
+        """
+        check_is_fitted(self)
+        return self.estimator_.predict_proba(X)
+
+    @available_if(_estimator_has("predict_log_proba"))
+    def predict_log_proba(self, X):
+        """Log class probabilities of the pruned network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log class probabilities.
+        """
+        check_is_fitted(self)
+        return self.estimator_.predict_log_proba(X)
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X):
+        """Raw outputs of the pruned network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        scores : ndarray
+            Network outputs.
+        """
+        check_is_fitted(self)
+        return self.estimator_.decision_function(X)
+
+    @available_if(_estimator_has("transform"))
+    def transform(self, X):
+        """Hidden/code representation of the pruned network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        Xt : ndarray
+            The network's ``transform`` output.
+        """
+        check_is_fitted(self)
+        return self.estimator_.transform(X)
+
+    @available_if(_estimator_has("transform"))
+    def fit_transform(self, X, y=None):
+        """Fit, then transform ``X`` with the pruned network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like, default=None
+            Targets.
+
+        Returns
+        -------
+        Xt : ndarray
+            ``self.fit(X, y).transform(X)``.
+        """
+        return self.fit(X, y).transform(X)
+
+    @available_if(_estimator_has("inverse_transform"))
+    def inverse_transform(self, X):
+        """Decode with the pruned network (autoencoders).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_code)
+            Codes.
+
+        Returns
+        -------
+        X_rec : ndarray
+            Reconstructions.
+        """
+        check_is_fitted(self)
+        return self.estimator_.inverse_transform(X)
+
+    @available_if(_estimator_has("score"))
+    def score(self, X, y=None, sample_weight=None):
+        """Score of the pruned network (accuracy, R², reconstruction R²).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+        y : array-like, default=None
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            The network's ``score``.
+        """
+        check_is_fitted(self)
+        if sample_weight is None:
+            return self.estimator_.score(X, y)
+        return self.estimator_.score(X, y, sample_weight=sample_weight)
+
+    @property
+    def classes_(self):
+        """ndarray : Class labels of the network."""
+        return self.estimator_.classes_
+
+    @property
+    def n_features_in_(self):
+        """int : Number of input features."""
+        return self.estimator_.n_features_in_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        sub = get_tags(self.estimator)
+        tags.estimator_type = sub.estimator_type
+        tags.classifier_tags = sub.classifier_tags
+        tags.regressor_tags = sub.regressor_tags
+        tags.transformer_tags = sub.transformer_tags
+        tags.target_tags = sub.target_tags
+        tags.input_tags = sub.input_tags
+        return tags

@@ -1,0 +1,286 @@
+"""Function-preserving neuron permutations that gather weights into few tiles."""
+
+from numbers import Integral
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
+
+from ..tiling import TileLayout
+from ._base import BasePruningStep, block_l21
+
+__all__ = ["Permuter"]
+
+
+def _objective(layout):
+    """(non-zero tiles, block L2,1 concentration): lower is better."""
+    return layout.n_nonzero_tiles, block_l21(layout)
+
+
+def _better(new, old):
+    if new[0] != old[0]:
+        return new[0] < old[0]
+    return new[1] < old[1] - 1e-9 * max(1.0, abs(old[1]))
+
+
+def _row_features(layout, index, unit_size):
+    """Squared mass of each output unit of layer ``index`` per tile column."""
+    lt = layout.layers[index]
+    M = layout.matrices()[index][0]
+    M2 = M * M
+    fro = M2.sum()
+    n = M.shape[0] // unit_size
+    per_unit = M2[:n * unit_size].reshape(n, unit_size, M.shape[1]).sum(axis=1)
+    c = lt.block_shape[1]
+    gc = lt.grid[1]
+    padded = np.zeros((n, gc * c))
+    padded[:, :M.shape[1]] = per_unit
+    F = padded.reshape(n, gc, c).sum(axis=2)
+    return F / fro if fro > 0 else F
+
+
+def _col_features(layout, index, unit_size):
+    """Squared mass of each input unit of layer ``index`` per tile row."""
+    lt = layout.layers[index]
+    M = layout.matrices()[index][0]
+    M2 = M * M
+    fro = M2.sum()
+    n = M.shape[1] // unit_size
+    per_unit = M2[:, :n * unit_size].reshape(M.shape[0], n, unit_size).sum(axis=2)
+    r = lt.block_shape[0]
+    gr = lt.grid[0]
+    padded = np.zeros((gr * r, n))
+    padded[:M.shape[0]] = per_unit
+    F = padded.reshape(gr, r, n).sum(axis=1).T
+    return F / fro if fro > 0 else F
+
+
+def _group_cost(F, assign, n_groups):
+    """Exact surrogate objective of an assignment: (tiles, sum sqrt mass)."""
+    M = np.zeros((n_groups, F.shape[1]))
+    np.add.at(M, assign, F)
+    return int(np.sum(M > 0)), float(np.sqrt(M).sum())
+
+
+def balanced_clustering(F, group_size, rng, n_init=4, max_inner=30):
+    """Assign units to groups of exactly ``group_size`` members.
+
+    Balanced k-means on tile-occupancy features: ``F[u, j]`` is the squared
+    weight mass unit ``u`` puts in tile ``j`` (of either adjacent matrix).
+    The cost of placing ``u`` in group ``k`` is the number of tiles it would
+    open there (tiles the rest of the group leaves empty) plus the increase of
+    the group's sum of tile norms, ``sum_j sqrt(M_kj + F_uj) - sqrt(M_kj)``
+    (concave: gathering mass in already-heavy tiles is cheap). The balanced
+    assignment is solved exactly with ``linear_sum_assignment`` on the
+    units x slots cost matrix; centroids are recomputed until the assignment
+    is stable. Several starts (the current order first) are tried.
+
+    Returns
+    -------
+    perm : ndarray of int
+        New order of the units (group 0's members first).
+    """
+    n, _ = F.shape
+    n_groups = -(-n // group_size)
+    caps = [group_size] * (n_groups - 1) + [n - group_size * (n_groups - 1)]
+    slot_group = np.repeat(np.arange(n_groups), caps)
+    has = F > 0
+    # scale of the mass term: a typical unit's own sum of tile norms
+    scale = np.mean(np.sqrt(F).sum(axis=1))
+    scale = scale if scale > 0 else 1.0
+    best, best_assign = None, None
+    starts = [slot_group.copy()] + [rng.permutation(slot_group) for _ in range(n_init - 1)]
+    for assign in starts:
+        for _ in range(max_inner):
+            M = np.zeros((n_groups, F.shape[1]))
+            np.add.at(M, assign, F)
+            own = (assign[:, None] == np.arange(n_groups)[None, :])[:, :, None]
+            others = np.maximum(M[None, :, :] - F[:, None, :] * own, 0.0)
+            opened = (has[:, None, :] & (others <= 0)).sum(axis=2)
+            mass = (np.sqrt(others + F[:, None, :]) - np.sqrt(others)).sum(axis=2)
+            cost = opened + mass / scale
+            _, cols = linear_sum_assignment(cost[:, slot_group])
+            new = slot_group[cols]
+            if np.array_equal(new, assign):
+                break
+            assign = new
+        val = _group_cost(F, assign, n_groups)
+        if best is None or val < best:
+            best, best_assign = val, assign
+    return np.argsort(best_assign, kind="stable")
+
+
+class Permuter(BasePruningStep):
+    """Permute hidden neurons so that surviving weights gather into few tiles.
+
+    For every hidden interface ``l`` (between weight layers ``l`` and
+    ``l + 1``) one permutation reorders the output units of layer ``l``
+    (neurons, or channels of a convolution) -- rows of ``W_l`` and ``b_l``
+    -- and the matching input units of layer ``l + 1``, so the network
+    computes exactly the same function. The units are clustered into groups
+    that exactly fill a tile row (``block rows / unit size`` units; an
+    interface whose unit already spans a whole tile is left alone) by
+    balanced k-means on their tile-occupancy in both adjacent matrices
+    (see :func:`balanced_clustering`), solved with
+    :func:`scipy.optimize.linear_sum_assignment`. Interfaces are revisited
+    until no permutation improves. A permutation is accepted only if it
+    lowers the number of non-zero tiles of the
+    :class:`~skhepex.tiling.TileLayout`, or keeps it and concentrates the
+    weight mass (lower sum of tile norms per layer norm); it never increases
+    the non-zero tiles.
+
+    ``predict``, ``predict_proba``, ``score`` and an autoencoder's
+    ``inverse_transform(transform(X))`` are unchanged; ``transform`` returns
+    the same hidden features in the permuted order (``permutations_``).
+
+    Parameters
+    ----------
+    max_iter : int, default=10
+        Maximum sweeps over the interfaces.
+    permute_inputs : bool, default=False
+        Also permute the input features (columns of the first, dense, layer).
+        The network applies the permutation to its input itself (client-side
+        plaintext under HE), so ``predict`` is unchanged.
+    permute_outputs : bool, default=False
+        Also permute the outputs (rows of the last, dense, layer); undone by
+        the network after its last layer.
+    n_init : int, default=4
+        Starts of the balanced clustering per interface (the current order
+        and ``n_init - 1`` random ones).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the random starts.
+
+    Attributes
+    ----------
+    permutations_ : dict
+        Composed permutation of every permuted interface: key ``l`` for the
+        hidden interface after weight layer ``l``, ``"input"``, ``"output"``.
+    n_iter_ : int
+        Sweeps run.
+    n_nonzero_tiles_before_ : int
+        Non-zero tiles of the input network.
+    n_nonzero_tiles_ : int
+        Non-zero tiles after permutation (never more than before).
+    concentration_before_, concentration_ : float
+        Sum over layers of (sum of tile norms) / (layer norm), before and
+        after; lower means the mass sits in fewer tiles.
+    sparsity_ : float
+        Weight sparsity (unchanged by permutation).
+    n_tiles_ : int
+        Weight tiles of the layout.
+    tile_sparsity_ : float
+        Fraction of all-zero tiles.
+    tile_shape_ : tuple
+        Tile shape used by the last :meth:`prune`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> from skhepex import MLPClassifier, MagnitudePruner, Permuter
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=20, random_state=0)
+    >>> clf = clf.fit(X / 16, y)
+    >>> pruned = MagnitudePruner(sparsity=0.9, fine_tune_iter=2).prune(clf, X / 16, y)
+    >>> perm = Permuter(random_state=0)
+    >>> permuted = perm.prune(pruned, X / 16, y, tile_shape=(8, 8))
+    >>> np.allclose(permuted.predict_proba(X / 16), pruned.predict_proba(X / 16))
+    True
+    >>> perm.n_nonzero_tiles_ <= perm.n_nonzero_tiles_before_
+    True
+    """
+
+    _parameter_constraints = {
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "permute_inputs": ["boolean"],
+        "permute_outputs": ["boolean"],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, max_iter=10, permute_inputs=False, permute_outputs=False, n_init=4,
+                 random_state=None):
+        self.max_iter = max_iter
+        self.permute_inputs = permute_inputs
+        self.permute_outputs = permute_outputs
+        self.n_init = n_init
+        self.random_state = random_state
+
+    # ---------------------------------------------------------------- pieces
+    @staticmethod
+    def _interface(layout, key):
+        """Features and group size of an interface, or None to skip it."""
+        L = len(layout.layers)
+        if key == "input":
+            B = layout.layers[0]
+            g = B.block_shape[1] // B.in_unit_size
+            if B.kind != "dense" or g < 2:
+                return None
+            return _col_features(layout, 0, 1), g
+        if key == "output":
+            A = layout.layers[L - 1]
+            g = A.block_shape[0] // A.out_unit_size
+            if A.kind != "dense" or g < 2:
+                return None
+            return _row_features(layout, L - 1, 1), g
+        A, B = layout.layers[key], layout.layers[key + 1]
+        su, sv = A.out_unit_size, B.in_unit_size
+        if su >= A.block_shape[0] or sv >= B.block_shape[1]:
+            return None
+        g = A.block_shape[0] // su
+        if g < 2:
+            return None
+        F = np.hstack([_row_features(layout, key, su), _col_features(layout, key + 1, sv)])
+        return F, g
+
+    @staticmethod
+    def _apply(net, key, perm):
+        if key == "input":
+            net.permute_io(input_perm=perm)
+        elif key == "output":
+            net.permute_io(output_perm=perm)
+        else:
+            net.permute_hidden(key, perm)
+
+    def _prune(self, est, X, y, tile_shape):
+        rng = check_random_state(self.random_state)
+        net = est.network_
+        L = len(net.weight_layers)
+        if self.permute_inputs and net.weight_layers[0].kind != "dense":
+            raise ValueError("permute_inputs=True needs a dense first layer; the first "
+                             "layer of this network is a convolution.")
+        if self.permute_outputs and net.weight_layers[-1].kind != "dense":
+            raise ValueError("permute_outputs=True needs a dense last layer.")
+        keys = (["input"] if self.permute_inputs else []) + list(range(L - 1)) + \
+               (["output"] if self.permute_outputs else [])
+        layout = TileLayout(est, tile_shape)
+        current = _objective(layout)
+        self.n_nonzero_tiles_before_ = current[0]
+        self.concentration_before_ = current[1]
+        self.permutations_ = {}
+        self.n_iter_ = 0
+        for _ in range(self.max_iter):
+            self.n_iter_ += 1
+            improved = False
+            for key in keys:
+                spec = self._interface(layout, key)
+                if spec is None:
+                    continue
+                F, g = spec
+                perm = balanced_clustering(F, g, rng, n_init=self.n_init)
+                if np.array_equal(perm, np.arange(len(perm))):
+                    continue
+                self._apply(net, key, perm)
+                trial = TileLayout(est, tile_shape)
+                value = _objective(trial)
+                if _better(value, current):
+                    current, layout, improved = value, trial, True
+                    prev = self.permutations_.get(key, np.arange(len(perm)))
+                    self.permutations_[key] = prev[perm]
+                else:  # undo exactly
+                    self._apply(net, key, np.argsort(perm))
+            if not improved:
+                break
+        self.concentration_ = current[1]
+        return est
