@@ -21,7 +21,7 @@ the fewest tiles per variant; prints a summary table.
 
 Usage::
 
-    python benchmarks/pruning.py --out pruning.json            # full (~15 min)
+    python benchmarks/pruning.py --out pruning.json            # full (~10 min, 1 core)
     python benchmarks/pruning.py --quick --out /tmp/quick.json # smoke run
 """
 
@@ -67,12 +67,12 @@ def grids(name, quick):
                 "mp": [0.9, 0.97], "tiles": [0.7, 0.8, 0.9, 0.95], "inputs": [False]}
     if name == "autoencoder":  # reconstruction needs most of the capacity
         return {"P": [0.5, 0.7, 0.8, 0.9, 0.95],
-                "hunter": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
-                "mp": [0.9, 0.97], "tiles": [0.3, 0.4, 0.5, 0.6, 0.7],
+                "hunter": [0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8],
+                "mp": [0.8, 0.9, 0.95], "tiles": [0.5, 0.6, 0.7, 0.75, 0.8],
                 "inputs": [False, True]}
     return {"P": [0.5, 0.7, 0.9, 0.95, 0.97, 0.99],
-            "hunter": [0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95],
-            "mp": [0.97, 0.99], "tiles": [0.85, 0.9, 0.93, 0.95],
+            "hunter": [0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.94, 0.95],
+            "mp": [0.97, 0.99], "tiles": [0.85, 0.9, 0.93, 0.94, 0.95],
             "inputs": [False, True]}
 
 
@@ -123,7 +123,7 @@ def main(argv=None):
                         help="relative degradation allowed w.r.t. dense")
     parser.add_argument("--fine-tune-iter", type=int, default=None,
                         help="epochs per fine-tuning round (default: MLP 30, "
-                             "autoencoder 40, CNN 10; quick 3)")
+                             "autoencoder 60, CNN 10; quick 3)")
     parser.add_argument("--cache", default=None, help="joblib cache directory")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
@@ -148,7 +148,7 @@ def main(argv=None):
             base = nets[net_name]
             ytr, yte = (None, None) if net_name == "autoencoder" else (y_tr, y_te)
             ft = args.fine_tune_iter or (3 if args.quick else
-                                         {"cnn": 10, "autoencoder": 40}.get(net_name, 30))
+                                         {"cnn": 10, "autoencoder": 60}.get(net_name, 30))
             for ts in tile_shapes:
                 points = []
                 for variant, params, steps in candidates(net_name, args.quick, ft):

@@ -223,7 +223,10 @@ class MLPClassifier(_MLPMixin, ClassifierMixin, TransformerMixin, BaseNetwork):
 
     def _prepare_fine_tune(self, X, y):
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        return X, self._onehot(np.asarray(y))
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:  # column vector, as fit accepts
+            y = y.ravel()
+        return X, self._onehot(y)
 
     def _raw_outputs(self, X):
         """Network outputs (one logit per class), shape (n_samples, n_classes)."""
