@@ -30,10 +30,13 @@ def main(out=None, n_samples=32):
     scaler = MinMaxScaler().fit(X_train)
     X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
     cnn = HEPEx(CNNClassifier(conv_channels=(8, 16), max_iter=60, random_state=0),
-                steps=[("prune", MagnitudePruner(sparsity=0.7, fine_tune_iter=5)),
+                steps=[("prune", MagnitudePruner(sparsity=0.7, scope="global",
+                                                 fine_tune_iter=10)),
                        ("permute", Permuter(random_state=0)),
-                       ("tiles", TilePruner(tile_sparsity=0.5, fine_tune_iter=5)),
-                       ("expand", Expander(fine_tune_iter=5))],
+                       ("tiles", TilePruner(tile_sparsity=0.5, criterion="taylor",
+                                            scope="global", regrow=True,
+                                            fine_tune_iter=10)),
+                       ("expand", Expander(fine_tune_iter=10))],
                 tile_shape=(8, 8))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -35,10 +35,13 @@ def main(out=None):
     X_noisy = np.vstack([noisy(X_train) for _ in range(3)])
     X_clean = np.vstack([X_train] * 3)
     dae = HEPEx(Autoencoder(hidden_layer_sizes=(64,), random_state=0),
-                steps=[("prune", MagnitudePruner(sparsity=0.8, fine_tune_iter=5)),
+                steps=[("prune", MagnitudePruner(sparsity=0.8, scope="global",
+                                                 fine_tune_iter=10)),
                        ("permute", Permuter(random_state=0)),
-                       ("tiles", TilePruner(tile_sparsity=0.5, fine_tune_iter=5)),
-                       ("expand", Expander(fine_tune_iter=5))],
+                       ("tiles", TilePruner(tile_sparsity=0.5, criterion="taylor",
+                                            scope="global", regrow=True,
+                                            fine_tune_iter=10)),
+                       ("expand", Expander(fine_tune_iter=10))],
                 tile_shape=(8, 8))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -30,10 +30,13 @@ def main():
     model = make_pipeline(
         MinMaxScaler(),
         HEPEx(MLPClassifier(hidden_layer_sizes=(64,), max_iter=100, random_state=0),
-              steps=[("prune", MagnitudePruner(sparsity=0.8, fine_tune_iter=5)),
+              steps=[("prune", MagnitudePruner(sparsity=0.8, scope="global",
+                                               fine_tune_iter=10)),
                      ("permute", Permuter(random_state=0)),
-                     ("tiles", TilePruner(tile_sparsity=0.5, fine_tune_iter=5))],
-              tile_shape=(8, 8)),
+                     ("tiles", TilePruner(tile_sparsity=0.5, criterion="taylor",
+                                          scope="global", regrow=True,
+                                          fine_tune_iter=10))],
+                                          tile_shape=(8, 8)),
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
