@@ -9,7 +9,128 @@ from ..tiling import TileLayout
 from ._base import BasePruningStep, remove_dead_units
 from .expander import expand_masks
 
-__all__ = ["TilePruner", "unit_scores", "taylor_scores"]
+__all__ = ["TilePruner", "unit_scores", "taylor_scores", "unit_rows", "he_row_costs"]
+
+
+def unit_rows(layout, index):
+    """Output tile-row group of every pruning unit of one layer.
+
+    Parameters
+    ----------
+    layout : TileLayout
+        The tiling.
+    index : int
+        Weight-layer index.
+
+    Returns
+    -------
+    groups : ndarray of int of shape (n_units,)
+        Units sharing a group all read into the same output tile-rows of the
+        layer (``block_shape[0]`` rows of its (out, in) matrix): emptying all
+        of them leaves those tile-rows without a live tile, so the HE engine
+        computes them as compile-time constants (no rotation, no activation)
+        and the next layer folds them into its bias.
+    n_rows : ndarray of int
+        Tile-rows spanned by each group.
+    """
+    lt = layout.layers[index]
+    if lt.kind == "dense":
+        groups = np.arange(lt.n_units) // lt.grid[1]
+        return groups, np.ones(lt.grid[0], dtype=int)
+    units = lt.weight_units
+    n_ig = int(units[0].max()) + 1 if units.shape[0] else 1
+    groups = np.arange(lt.n_units) // n_ig
+    n_groups = int(groups.max()) + 1
+    # output channels of every group -> tile rows they cover
+    og = units[:, 0, 0, 0] // n_ig
+    r = lt.block_shape[0]
+    n_rows = np.zeros(n_groups, dtype=int)
+    for g in range(n_groups):
+        ch = np.flatnonzero(og == g)
+        lo, hi = ch.min() * lt.out_unit_size, (ch.max() + 1) * lt.out_unit_size
+        n_rows[g] = (hi - 1) // r - lo // r + 1
+    return groups, n_rows
+
+
+def he_row_costs(estimator, tile_shape, params="auto"):
+    """Cost of one live output tile-row per layer, in ciphertext-plaintext multiplies.
+
+    Uses the key-free cost model (:func:`skhepex.he.he_cost_report` with
+    unit costs measured once per process): for every layer the predicted
+    time not spent in its ct x pt multiplies (rotations, masks,
+    replication, activation, rescaling) divided by its live output
+    tile-rows and by the time of one ct x pt multiply.
+
+    Parameters
+    ----------
+    estimator : estimator
+        A fitted skhepex network.
+    tile_shape : tuple of int
+        Tile shape.
+    params : CKKSParams, dict or "auto", default="auto"
+        CKKS parameters of the report.
+
+    Returns
+    -------
+    costs : list of float
+        One per weight layer (0 for a layer without live rows).
+    """
+    from ..he.report import he_cost_report, unit_costs
+
+    rep = he_cost_report(estimator, tile_shape=tuple(tile_shape), params=params,
+                         measure=True)
+    mul = unit_costs(rep.params)["mul_plain"]
+    t_mul = float(np.mean(list(mul.values())))
+    costs = []
+    for rec in rep.layers:
+        rows = rec.get("n_live_rows", 0)
+        if not rows or t_mul <= 0:
+            costs.append(0.0)
+            continue
+        extra = rec["predicted_seconds"] - rec["mul_plain"] * t_mul
+        costs.append(max(float(extra / (rows * t_mul)), 0.0))
+    return costs
+
+
+def _greedy_drop(scores, rows, row_cost, k, protected):
+    """Drop ``k`` units with the lowest score per unit of HE cost.
+
+    A unit's cost is one tile plus its share of its tile-row's cost (the row
+    cost divided by the live units left in the row), so once a row is
+    thinned its last units become cheap to remove and whole rows empty.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n,)
+        Importance of every unit (0 for already-empty units).
+    rows : ndarray of int of shape (n,)
+        Global row-group index of every unit.
+    row_cost : ndarray of shape (n_groups,)
+        Cost of each row group when live, in tiles.
+    k : int
+        Units to drop (empty units count).
+    protected : ndarray of bool of shape (n,)
+        Units that may not be dropped.
+
+    Returns
+    -------
+    drop : ndarray of bool of shape (n,)
+    """
+    n = scores.size
+    drop = scores <= 0
+    drop &= ~protected
+    live = np.bincount(rows, ~drop, minlength=row_cost.size).astype(float)
+    k = min(k, n - int(protected.sum()))
+    while drop.sum() < k:
+        cand = ~drop & ~protected
+        if not cand.any():
+            break
+        share = row_cost[rows] / np.maximum(live[rows], 1.0)
+        ratio = np.where(cand, scores / (1.0 + share), np.inf)
+        u = int(np.argmin(ratio))
+        drop[u] = True
+        live[rows[u]] -= 1
+    return drop
 
 
 def taylor_scores(est, layout, X, y, batch_size=64):
@@ -157,9 +278,23 @@ class TilePruner(BasePruningStep):
         and permuted) network. No effect on a dense network.
     fine_tune_iter : int, default=10
         Epochs of masked fine-tuning after each round (0: none).
+    row_cost : float, list of float or "auto", default=0.0
+        HE cost of one live output tile-row of a layer, in tiles (ct x pt
+        multiplies): under HE every output tile-row with a live tile costs
+        rotations (and the activation of its chunk) on top of its tiles, and
+        a row without live tiles costs nothing. With ``row_cost > 0`` units
+        are ranked by importance per unit of HE cost -- score divided by one
+        tile plus the unit's share of its row's cost -- and removed greedily,
+        so thinned rows are emptied first (:func:`_greedy_drop`). A list
+        gives one cost per weight layer; ``"auto"`` measures them with the
+        key-free cost model (:func:`he_row_costs`). The output rows of a
+        dense last layer are never emptied. ``0`` ranks by score alone.
+        Needs ``threshold=None``.
 
     Attributes
     ----------
+    row_costs_ : list of float
+        Cost of a live output tile-row per layer, in tiles, as used.
     unit_sparsity_ : list of float
         Fraction of zero pruning units of every weight layer after pruning.
     n_units_ : list of int
@@ -202,10 +337,12 @@ class TilePruner(BasePruningStep):
         "n_steps": [Interval(Integral, 1, None, closed="left")],
         "regrow": ["boolean"],
         "fine_tune_iter": [Interval(Integral, 0, None, closed="left")],
+        "row_cost": [Interval(Real, 0, None, closed="left"), list, tuple,
+                     StrOptions({"auto"})],
     }
 
     def __init__(self, tile_sparsity=0.5, criterion="l2", scope="layer", threshold=None,
-                 n_steps=3, regrow=False, fine_tune_iter=10):
+                 n_steps=3, regrow=False, fine_tune_iter=10, row_cost=0.0):
         self.tile_sparsity = tile_sparsity
         self.criterion = criterion
         self.scope = scope
@@ -213,10 +350,55 @@ class TilePruner(BasePruningStep):
         self.n_steps = n_steps
         self.regrow = regrow
         self.fine_tune_iter = fine_tune_iter
+        self.row_cost = row_cost
 
-    def _select(self, scores, layout, target):
+    def _row_costs(self, est, tile_shape, n_layers):
+        rc = self.row_cost
+        if isinstance(rc, str):
+            return he_row_costs(est, tile_shape)
+        if isinstance(rc, (list, tuple)):
+            if len(rc) != n_layers:
+                raise ValueError(f"row_cost has {len(rc)} entries; the network has "
+                                 f"{n_layers} weight layers.")
+            return [float(v) for v in rc]
+        return [float(rc)] * n_layers
+
+    def _select_rows(self, scores, layout, target, row_costs):
+        """Row-aware greedy selection (``row_cost`` given)."""
+        rows, costs, protected, offset = [], [], [], 0
+        L = len(scores)
+        for i, s in enumerate(scores):
+            g, n_rows = unit_rows(layout, i)
+            rc = n_rows * row_costs[i]
+            lt = layout.layers[i]
+            prot = np.zeros(s.size, dtype=bool)
+            if i == L - 1 and lt.kind == "dense":
+                rc = np.zeros_like(rc, dtype=float)   # outputs stay connected
+            rows.append(g + offset)
+            costs.append(np.asarray(rc, dtype=float))
+            protected.append(prot)
+            offset += len(n_rows)
+        if self.scope == "layer":
+            drops = []
+            for s, g, c, pr in zip(scores, rows, costs, protected):
+                k = min(int(round(target * s.size)), s.size - 1)
+                drops.append(_greedy_drop(s, g - g.min(), c, k, pr))
+            return drops
+        alls = np.concatenate(scores)
+        k = min(int(round(target * alls.size)), alls.size - len(scores))
+        d = _greedy_drop(alls, np.concatenate(rows), np.concatenate(costs), k,
+                         np.concatenate(protected))
+        drops, start = [], 0
+        for s in scores:
+            drops.append(d[start:start + s.size])
+            start += s.size
+        return drops
+
+    def _select(self, scores, layout, target, row_costs=None):
         """Boolean arrays of the units to prune, one per layer."""
-        if self.threshold is not None:
+        if row_costs is not None and self.threshold is None and any(row_costs):
+            drops = self._select_rows(scores, layout, target, row_costs)
+        elif self.threshold is not None:
             drops = [s < self.threshold for s in scores]
         elif self.scope == "layer":
             drops = []
@@ -225,7 +407,7 @@ class TilePruner(BasePruningStep):
                 d = np.zeros(s.size, dtype=bool)
                 d[np.argsort(s, kind="stable")[:k]] = True
                 drops.append(d)
-        else:
+        elif self.scope == "global":
             alls = np.concatenate(scores)
             k = min(int(round(target * alls.size)), alls.size - len(scores))
             # zero units first, then by relative score
@@ -257,6 +439,8 @@ class TilePruner(BasePruningStep):
         else:
             fr = np.arange(1, self.n_steps + 1) / self.n_steps
             targets = self.tile_sparsity * (1.0 - (1.0 - fr) ** 3)
+        row_costs = self._row_costs(est, tile_shape, len(layers))
+        self.row_costs_ = row_costs
         for target in targets:
             layout = TileLayout(est, tile_shape)
             if self.criterion == "taylor":
@@ -267,7 +451,7 @@ class TilePruner(BasePruningStep):
             else:
                 scores = [unit_scores(layout, i, layer.W, self.criterion)
                           for i, layer in enumerate(layers)]
-            drops = self._select(scores, layout, target)
+            drops = self._select(scores, layout, target, row_costs)
             for i, (layer, d) in enumerate(zip(layers, drops)):
                 units = layout.layers[i].weight_units
                 layer.mask &= ~d[units]
