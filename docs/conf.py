@@ -100,6 +100,9 @@ API_SECTIONS = [
      "scikit-learn-style displays (needs ``pip install \"skhepex[plot]\"``)."),
     ("Network core", "skhepex.nn",
      "Layers, activations and the network object shared by the estimators."),
+    ("Experiments", "skhepex.experiments",
+     "The paper-style tasks, variants, sweeps and measurements behind "
+     "``skhepex demo`` and ``skhepex bench``."),
 ]
 
 

@@ -27,6 +27,9 @@ from sklearn.preprocessing import MinMaxScaler
 from .estimators import Autoencoder, CNNClassifier, MLPClassifier
 from .pruning import Expander, HEPEx, MagnitudePruner, Permuter, TilePruner
 
+__all__ = ["Task", "VARIANTS", "VARIANT_DOC", "FINE_TUNE_ITER", "default_grid", "load_task",
+           "measure_encrypted", "select_within", "sweep", "variant_steps"]
+
 logger = logging.getLogger("skhepex")
 
 #: The HE-PEx variants compared everywhere, in display order.
