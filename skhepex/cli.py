@@ -131,7 +131,7 @@ def cmd_demo(args, progress):
     """``skhepex demo``: one task, four variants, real encrypted inference."""
     with tempfile.TemporaryDirectory() as cache:
         task, records, results = run_task(
-            args.model, tuple(args.tile_shape), quick=True, n_samples=args.n_samples,
+            args.model, tuple(args.tile_shape), quick=args.quick, n_samples=args.n_samples,
             tolerance=args.tolerance, progress=progress, memory=cache)
     rows = [r["row"] for r in results]
     print(f"HE-PEx demo: {task.description}, digits, tile {args.tile_shape[0]}x"
@@ -245,6 +245,8 @@ def build_parser():
                       help="network (default: mlp)")
     demo.add_argument("--out", type=Path, default=None,
                       help="folder for demo.json and pareto.png")
+    demo.add_argument("--quick", action="store_true",
+                      help="small sparsity grids (seconds instead of a minute)")
     common(demo, 64)
 
     bench = sub.add_parser("bench", help="paper-style evaluation (JSON, tables, plots)")

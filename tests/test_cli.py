@@ -34,7 +34,8 @@ def test_out_must_be_a_folder(tmp_path, capsys):
 
 def test_demo_end_to_end(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    assert main(["demo", "--n-samples", "16", "--out", str(tmp_path), "--quiet"]) == 0
+    assert main(["demo", "--quick", "--n-samples", "16", "--out", str(tmp_path),
+                 "--quiet"]) == 0
     captured = capsys.readouterr()
     assert captured.err == ""  # --quiet: no progress lines
     for variant in ("dense", "P", "Hunter", "PPTE"):

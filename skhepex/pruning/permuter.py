@@ -1,6 +1,6 @@
 """Function-preserving neuron permutations that gather weights into few tiles."""
 
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -10,18 +10,40 @@ from sklearn.utils._param_validation import Interval
 from ..tiling import TileLayout
 from ._base import BasePruningStep, block_l21
 
-__all__ = ["Permuter"]
+__all__ = ["Permuter", "live_rows"]
+
+#: Feature value marking a live unit (has incoming weights) in the clustering:
+#: positive, so it counts as an opened column, and negligible as mass.
+_LIVE_MARK = 1e-30
+
+
+def live_rows(layout):
+    """Output tile-rows holding at least one non-zero tile, summed over layers.
+
+    Under HE every live output tile-row costs rotations and its chunk's
+    activation; a row without live tiles is a compile-time constant.
+
+    Parameters
+    ----------
+    layout : TileLayout
+        The tiling.
+
+    Returns
+    -------
+    n_rows : int
+    """
+    return int(sum(int(lt.tile_mask.any(axis=1).sum()) for lt in layout.layers))
 
 
 def _objective(layout):
-    """(non-zero tiles, block L2,1 concentration): lower is better."""
-    return layout.n_nonzero_tiles, block_l21(layout)
+    """(non-zero tiles, live tile-rows, block L2,1 concentration): lower is better."""
+    return layout.n_nonzero_tiles, live_rows(layout), block_l21(layout)
 
 
 def _better(new, old):
-    if new[0] != old[0]:
-        return new[0] < old[0]
-    return new[1] < old[1] - 1e-9 * max(1.0, abs(old[1]))
+    if new[:2] != old[:2]:
+        return new[:2] < old[:2]
+    return new[2] < old[2] - 1e-9 * max(1.0, abs(old[2]))
 
 
 def _row_features(layout, index, unit_size):
@@ -56,14 +78,15 @@ def _col_features(layout, index, unit_size):
     return F / fro if fro > 0 else F
 
 
-def _group_cost(F, assign, n_groups):
-    """Exact surrogate objective of an assignment: (tiles, sum sqrt mass)."""
+def _group_cost(F, assign, n_groups, weights=None):
+    """Exact surrogate objective of an assignment: (weighted tiles, sum sqrt mass)."""
     M = np.zeros((n_groups, F.shape[1]))
     np.add.at(M, assign, F)
-    return int(np.sum(M > 0)), float(np.sqrt(M).sum())
+    w = np.ones(F.shape[1]) if weights is None else weights
+    return float(((M > 0) * w).sum()), float(np.sqrt(M).sum())
 
 
-def balanced_clustering(F, group_size, rng, n_init=4, max_inner=30):
+def balanced_clustering(F, group_size, rng, n_init=4, max_inner=30, weights=None):
     """Assign units to groups of exactly ``group_size`` members.
 
     Balanced k-means on tile-occupancy features: ``F[u, j]`` is the squared
@@ -75,6 +98,11 @@ def balanced_clustering(F, group_size, rng, n_init=4, max_inner=30):
     assignment is solved exactly with ``linear_sum_assignment`` on the
     units x slots cost matrix; centroids are recomputed until the assignment
     is stable. Several starts (the current order first) are tried.
+    ``weights`` (one per column of ``F``, default 1) prices opening each
+    column; a column that only marks a unit as live (a tiny positive value)
+    with weight ``w`` makes a group pay ``w`` once if any member is live, so
+    dead units gather into groups of their own (tile-rows the HE engine
+    skips).
 
     Returns
     -------
@@ -86,6 +114,7 @@ def balanced_clustering(F, group_size, rng, n_init=4, max_inner=30):
     caps = [group_size] * (n_groups - 1) + [n - group_size * (n_groups - 1)]
     slot_group = np.repeat(np.arange(n_groups), caps)
     has = F > 0
+    w = np.ones(F.shape[1]) if weights is None else np.asarray(weights, dtype=float)
     # scale of the mass term: a typical unit's own sum of tile norms
     scale = np.mean(np.sqrt(F).sum(axis=1))
     scale = scale if scale > 0 else 1.0
@@ -97,7 +126,7 @@ def balanced_clustering(F, group_size, rng, n_init=4, max_inner=30):
             np.add.at(M, assign, F)
             own = (assign[:, None] == np.arange(n_groups)[None, :])[:, :, None]
             others = np.maximum(M[None, :, :] - F[:, None, :] * own, 0.0)
-            opened = (has[:, None, :] & (others <= 0)).sum(axis=2)
+            opened = (has[:, None, :] & (others <= 0)) @ w
             mass = (np.sqrt(others + F[:, None, :]) - np.sqrt(others)).sum(axis=2)
             cost = opened + mass / scale
             _, cols = linear_sum_assignment(cost[:, slot_group])
@@ -105,7 +134,7 @@ def balanced_clustering(F, group_size, rng, n_init=4, max_inner=30):
             if np.array_equal(new, assign):
                 break
             assign = new
-        val = _group_cost(F, assign, n_groups)
+        val = _group_cost(F, assign, n_groups, w)
         if best is None or val < best:
             best, best_assign = val, assign
     return np.argsort(best_assign, kind="stable")
@@ -150,6 +179,15 @@ class Permuter(BasePruningStep):
         and ``n_init - 1`` random ones).
     random_state : int, RandomState instance or None, default=None
         Seeds the random starts.
+    row_weight : float, default=1.0
+        Price, in tiles, that the clustering puts on a live output tile-row
+        of the layer before each hidden interface (a group holding at least
+        one unit with incoming weights). Units without incoming weights
+        (constants after pruning) then gather into whole groups, i.e.
+        tile-rows the HE engine skips (no rotation, no activation). The
+        acceptance rule is unchanged by it: non-zero tiles first, then live
+        tile-rows (:func:`live_rows`), then concentration. ``0`` ignores
+        rows in the clustering.
 
     Attributes
     ----------
@@ -162,6 +200,8 @@ class Permuter(BasePruningStep):
         Non-zero tiles of the input network.
     n_nonzero_tiles_ : int
         Non-zero tiles after permutation (never more than before).
+    n_live_rows_before_, n_live_rows_ : int
+        Live output tile-rows over all layers, before and after.
     concentration_before_, concentration_ : float
         Sum over layers of (sum of tile norms) / (layer norm), before and
         after; lower means the mass sits in fewer tiles.
@@ -197,19 +237,21 @@ class Permuter(BasePruningStep):
         "permute_outputs": ["boolean"],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
+        "row_weight": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(self, max_iter=10, permute_inputs=False, permute_outputs=False, n_init=4,
-                 random_state=None):
+                 random_state=None, row_weight=1.0):
         self.max_iter = max_iter
         self.permute_inputs = permute_inputs
         self.permute_outputs = permute_outputs
         self.n_init = n_init
         self.random_state = random_state
+        self.row_weight = row_weight
 
     # ---------------------------------------------------------------- pieces
     @staticmethod
-    def _interface(layout, key):
+    def _interface(layout, key, row_weight=1.0):
         """Features and group size of an interface, or None to skip it."""
         L = len(layout.layers)
         if key == "input":
@@ -217,13 +259,13 @@ class Permuter(BasePruningStep):
             g = B.block_shape[1] // B.in_unit_size
             if B.kind != "dense" or g < 2:
                 return None
-            return _col_features(layout, 0, 1), g
+            return _col_features(layout, 0, 1), g, None
         if key == "output":
             A = layout.layers[L - 1]
             g = A.block_shape[0] // A.out_unit_size
             if A.kind != "dense" or g < 2:
                 return None
-            return _row_features(layout, L - 1, 1), g
+            return _row_features(layout, L - 1, 1), g, None
         A, B = layout.layers[key], layout.layers[key + 1]
         su, sv = A.out_unit_size, B.in_unit_size
         if su >= A.block_shape[0] or sv >= B.block_shape[1]:
@@ -231,8 +273,13 @@ class Permuter(BasePruningStep):
         g = A.block_shape[0] // su
         if g < 2:
             return None
-        F = np.hstack([_row_features(layout, key, su), _col_features(layout, key + 1, sv)])
-        return F, g
+        R = _row_features(layout, key, su)
+        C = _col_features(layout, key + 1, sv)
+        live = (R.sum(axis=1) > 0).astype(float)[:, None] * _LIVE_MARK
+        F = np.hstack([R, C, live])
+        w = np.ones(F.shape[1])
+        w[-1] = row_weight
+        return F, g, w
 
     @staticmethod
     def _apply(net, key, perm):
@@ -257,18 +304,19 @@ class Permuter(BasePruningStep):
         layout = TileLayout(est, tile_shape)
         current = _objective(layout)
         self.n_nonzero_tiles_before_ = current[0]
-        self.concentration_before_ = current[1]
+        self.n_live_rows_before_ = current[1]
+        self.concentration_before_ = current[2]
         self.permutations_ = {}
         self.n_iter_ = 0
         for _ in range(self.max_iter):
             self.n_iter_ += 1
             improved = False
             for key in keys:
-                spec = self._interface(layout, key)
+                spec = self._interface(layout, key, self.row_weight)
                 if spec is None:
                     continue
-                F, g = spec
-                perm = balanced_clustering(F, g, rng, n_init=self.n_init)
+                F, g, w = spec
+                perm = balanced_clustering(F, g, rng, n_init=self.n_init, weights=w)
                 if np.array_equal(perm, np.arange(len(perm))):
                     continue
                 self._apply(net, key, perm)
@@ -282,5 +330,6 @@ class Permuter(BasePruningStep):
                     self._apply(net, key, np.argsort(perm))
             if not improved:
                 break
-        self.concentration_ = current[1]
+        self.n_live_rows_ = current[1]
+        self.concentration_ = current[2]
         return est
