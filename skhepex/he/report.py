@@ -25,8 +25,10 @@ logger = logging.getLogger("skhepex")
 
 #: Largest packed model + keys (bytes) the automatic tile-shape choice accepts.
 MAX_AUTO_MEMORY = 1 << 30
-#: Largest number of weight tiles (plaintexts) the automatic choice considers.
-MAX_AUTO_TILES = 4096
+#: Largest number of weight tiles (plaintexts) the automatic choice considers
+#: (bounds the time of the symbolic packing; 1x1 tiles of the 64-128-128-10 MLP
+#: are 25856, the CNN 50432 of which most are structurally empty).
+MAX_AUTO_TILES = 65536
 #: Candidate tile sides of the automatic choice (powers of two).
 AUTO_TILE_SIDES = (1, 2, 4, 8, 16, 32, 64)
 #: Candidates whose predicted latency is within this factor of the best are

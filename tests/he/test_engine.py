@@ -210,3 +210,48 @@ def test_encrypted_weights_engine(X):
 def test_engine_has_no_pickle():
     import skhepex.he.engine as engine
     assert not hasattr(engine, "pickle")
+
+
+def test_one_by_one_tiles_scalar_plaintexts(X):
+    """1x1 tiles: no rotations, no Galois keys, weights kept as scalars."""
+    tile = (1, 1)
+    sizes, acts = [13, 7, 9, 5], [SQ, ("poly", -0.25, 0.5, 0.1), None]
+    stages = make_stages(sizes, tile, acts, p_zero=0.4)
+    plan = compile_stages(stages, tile)
+    assert plan.scalar_plaintexts and plan.batch == plan.n_slots
+    assert plan.rotation_steps == [] and plan.depth == 5
+    assert all(v.shape == (1,) for v, _ in plan.plaintexts.values())
+    assert plan.plaintext_bytes() == 8 * len(plan.pt_spec)
+    np.testing.assert_allclose(PlainSimulator(plan).predict(X), reference_forward(stages, X),
+                               atol=1e-10)
+    client = Client(plan)
+    server = ServerModel.load(client.server_model().serialize())   # no Galois keys
+    assert server.plan.scalar_plaintexts
+    Y = client.decrypt(server.evaluate(client.encrypt(X)))
+    np.testing.assert_allclose(Y, reference_forward(stages, X), atol=1e-3)
+    for pred, got in zip(count_ops(stages, tile), server.op_counts_):
+        assert pred["rotate"] == 0 and pred["encode_scalar"] > 0
+        for op, n in got.items():
+            assert pred[op] == n, (op, pred, got)
+    assert server.level_ops_ == plan.level_ops
+    mem = server.memory_report()
+    assert mem["n_galois_keys"] == 0 and mem["galois_key_bytes"] == 0
+    assert mem["packed_model_bytes"] == 8 * len(plan.pt_spec)
+    # encrypted weights: each scalar becomes a (replicated) ciphertext
+    pe = compile_stages(stages[:2], tile, encrypt_weights=True)
+    ce = Client(pe)
+    Ye = ce.decrypt(ce.server_model().evaluate(ce.encrypt(X[:5])))
+    np.testing.assert_allclose(Ye, reference_forward(stages[:2], X[:5]), atol=1e-3)
+
+
+def test_tiles_below_encoding_resolution_skipped(X):
+    """Weights that encode to 0 (|w| * prime < 1/2) are skipped: SEAL would raise
+    'result ciphertext is transparent' on the all-zero product."""
+    tile = (1, 1)
+    stages = make_stages([13, 7, 5], tile, [SQ, None], p_zero=0.0, force_zero=False)
+    stages[0]["matrix"][:, 0] = 1e-14            # e.g. a feature that is always 0
+    plan = compile_stages(stages, tile)
+    assert plan.op_counts[0]["n_packed_tiles"] == 7 * 13 - 7
+    client = Client(plan)
+    Y = client.decrypt(client.server_model().evaluate(client.encrypt(X[:5])))
+    np.testing.assert_allclose(Y, reference_forward(stages, X[:5]), atol=1e-3)
