@@ -112,6 +112,36 @@ class CKKSParams:
                    int(d["scale_bits"]))
 
 
+def check_security(poly_modulus_degree: int, coeff_mod_bit_sizes) -> None:
+    """Refuse a modulus chain above the 128-bit security bound of the HE standard.
+
+    Parameters
+    ----------
+    poly_modulus_degree : int
+        Ring dimension N.
+    coeff_mod_bit_sizes : sequence of int
+        The primes, special prime included.
+
+    Raises
+    ------
+    ValueError
+        When ``sum(coeff_mod_bit_sizes)`` exceeds 109/218/438/881 bits for
+        N = 4096/8192/16384/32768, or N is not one of those.
+    """
+    n = int(poly_modulus_degree)
+    if n not in MAX_LOG_Q:
+        raise ValueError(f"poly_modulus_degree must be one of {sorted(MAX_LOG_Q)}, got {n}")
+    bits = [int(b) for b in coeff_mod_bit_sizes]
+    bound = MAX_LOG_Q[n]
+    if sum(bits) > bound:
+        raise ValueError(
+            f"insecure CKKS parameters: log2(Q) = {sum(bits)} bits (sum of "
+            f"coeff_mod_bit_sizes={bits}, special prime included) exceeds the "
+            f"128-bit security bound log2(Q) <= {bound} for N={n} "
+            f"(HE standard: 109/218/438/881 for N=4096/8192/16384/32768); use fewer "
+            f"or smaller primes or a larger poly_modulus_degree")
+
+
 def validate_params(params: CKKSParams, depth: int | None = None,
                     min_slots: int | None = None) -> CKKSParams:
     """Check explicit parameters for 128-bit security and fitness.
@@ -145,14 +175,7 @@ def validate_params(params: CKKSParams, depth: int | None = None,
     bad = [b for b in bits if not (2 <= b <= _MAX_PRIME_BITS)]
     if bad:
         raise ValueError(f"every prime must have 2..{_MAX_PRIME_BITS} bits, got {bad}")
-    bound = MAX_LOG_Q[n]
-    if params.log_q > bound:
-        raise ValueError(
-            f"insecure CKKS parameters: log2(Q) = {params.log_q} bits (sum of "
-            f"coeff_mod_bit_sizes={list(bits)}, special prime included) exceeds the "
-            f"128-bit security bound log2(Q) <= {bound} for N={n} "
-            f"(HE standard: 109/218/438/881 for N=4096/8192/16384/32768); use fewer "
-            f"or smaller primes or a larger poly_modulus_degree")
+    check_security(n, bits)
     if not (1 <= params.scale_bits < _MAX_PRIME_BITS):
         raise ValueError(f"scale_bits must be in [1, {_MAX_PRIME_BITS}), got {params.scale_bits}")
     if bits[0] <= params.scale_bits:

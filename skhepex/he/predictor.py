@@ -24,6 +24,7 @@ from ..tiling import default_tile_shape, final_network
 from .engine import (Client, EncryptedResult, PlainSimulator,
                      _pack, _plan_from_payload, _plan_to_payload, _unpack, compile_stages,
                      required_depth)
+from .params import check_security
 from .report import HECostReport, build_stages, choose_tile_shape, resolve_params, unit_costs
 
 __all__ = ["HEPredictor"]
@@ -229,6 +230,9 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
         if self.security_level != 128:
             raise ValueError(f"security_level={self.security_level!r} is not supported: only "
                              f"128-bit security (HE standard bounds) is implemented")
+        if self.poly_modulus_degree != "auto" and self.coeff_mod_bit_sizes != "auto":
+            # refuse insecure explicit parameters before anything else uses them
+            check_security(self.poly_modulus_degree, self.coeff_mod_bit_sizes)
         if self.n_jobs not in (None, 1):
             if self.n_jobs == 0:
                 raise ValueError("n_jobs=0 is invalid; use None, 1 or a positive int")

@@ -337,3 +337,16 @@ def test_pickle_drops_keys(he_clf, clf, data):
     # get_params / clone follow sklearn conventions
     c = clone(HEPredictor(clf, prefit=True, tile_shape=(8, 8)))
     assert c.get_params()["tile_shape"] == (8, 8)
+
+
+def test_insecure_explicit_parameters_refused_before_tile_search():
+    from sklearn.datasets import load_digits
+
+    from skhepex import MLPClassifier
+
+    X, y = load_digits(return_X_y=True)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X / 16, y)
+    he = HEPredictor(clf, prefit=True, poly_modulus_degree=8192,
+                     coeff_mod_bit_sizes=(60, 40, 40, 40, 60))   # 240 > 218 bits
+    with pytest.raises(ValueError, match=r"insecure CKKS parameters.*218.*N=8192"):
+        he.fit()
