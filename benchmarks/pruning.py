@@ -10,9 +10,17 @@ Variants (steps of one :class:`skhepex.HEPEx`, the others "passthrough"):
 
 Every variant uses the same step configurations (only the presence of a
 step differs): global gradual magnitude pruning (3 rounds), Permuter (with
-and without input/output permutation), global gradual Taylor-scored tile
-pruning with regrowth inside surviving tiles (3 rounds), Expander; each
-variant sweeps its sparsities. The selection "within tolerance" uses the
+and without input/output permutation; the CNN can only permute its outputs),
+global gradual Taylor-scored tile pruning with regrowth inside surviving
+tiles (3 rounds) and HE-cost-aware ranking (``row_cost="auto"``: a live
+output tile-row costs its measured rotations + activation, in ct x pt
+multiplies), Expander; each variant sweeps its sparsities.
+
+Every point also gets the predicted encrypted latency per sample (full
+ciphertext batch) from the key-free cost model
+(:func:`skhepex.he.he_cost_report`, unit costs measured once per process),
+its live output tile-rows and rotations. Two selections within tolerance:
+fewest tiles, and lowest predicted latency. The selection "within tolerance" uses the
 held-out score, as the paper does (optimistic; see the train scores too). Data: digits, MinMax scaling
 fitted on the training part, 25% held out (stratified, random_state=0).
 Writes JSON with every point, the Pareto front (non-zero tiles vs held-out
@@ -21,7 +29,7 @@ the fewest tiles per variant; prints a summary table.
 
 Usage::
 
-    python benchmarks/pruning.py --out pruning.json            # full (~10 min, 1 core)
+    python benchmarks/pruning.py --out pruning.json            # full (~12 min, 1 core)
     python benchmarks/pruning.py --quick --out /tmp/quick.json # smoke run
 """
 
@@ -43,6 +51,7 @@ from sklearn.preprocessing import MinMaxScaler
 from threadpoolctl import threadpool_limits
 
 from skhepex import Autoencoder, CNNClassifier, MLPClassifier
+from skhepex.he import he_cost_report
 from skhepex.pruning import HEPEx, Expander, MagnitudePruner, Permuter, TilePruner
 
 
@@ -64,7 +73,7 @@ def grids(name, quick):
         return {"P": [0.9], "hunter": [0.8], "mp": [0.9], "tiles": [0.8], "inputs": [False]}
     if name == "cnn":
         return {"P": [0.7, 0.9, 0.95], "hunter": [0.5, 0.7, 0.8, 0.9, 0.95],
-                "mp": [0.9, 0.97], "tiles": [0.7, 0.8, 0.9, 0.95], "inputs": [False]}
+                "mp": [0.9, 0.97], "tiles": [0.7, 0.8, 0.9, 0.95], "inputs": [False, True]}
     if name == "autoencoder":  # reconstruction needs most of the capacity
         return {"P": [0.5, 0.7, 0.8, 0.9, 0.95],
                 "hunter": [0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8],
@@ -76,19 +85,21 @@ def grids(name, quick):
             "inputs": [False, True]}
 
 
-def candidates(name, quick, ft):
+def candidates(name, quick, ft, row_cost=16.0):
     g = grids(name, quick)
     P = "passthrough"
+    conv_first = name == "cnn"
 
     def steps(mp=None, perm=None, tiles=None, expand=False):
         return [
             ("prune", P if mp is None else MagnitudePruner(mp, scope="global", n_steps=3,
                                                            fine_tune_iter=ft)),
-            ("permute", P if perm is None else Permuter(random_state=0, permute_inputs=perm,
-                                                        permute_outputs=perm)),
+            ("permute", P if perm is None else Permuter(
+                random_state=0, permute_inputs=perm and not conv_first, permute_outputs=perm)),
             ("tiles", P if tiles is None else TilePruner(tiles, criterion="taylor",
                                                          scope="global", n_steps=3,
-                                                         regrow=True, fine_tune_iter=ft)),
+                                                         regrow=True, fine_tune_iter=ft,
+                                                         row_cost=row_cost)),
             ("expand", Expander(fine_tune_iter=ft) if expand else P),
         ]
 
@@ -102,6 +113,17 @@ def candidates(name, quick, ft):
     for s, t, inp in itertools.product(g["mp"], g["tiles"], g["inputs"]):
         yield "PPTE", {"sparsity": s, "tile_sparsity": t, "permute_io": inp}, \
             steps(mp=s, perm=inp, tiles=t, expand=True)
+
+
+def he_cost(model, tile_shape):
+    """Predicted encrypted latency (ms per sample, full batch), live rows, rotations."""
+    rep = he_cost_report(model, tile_shape=tuple(tile_shape), measure=True)
+    return {"predicted_ms_per_sample": 1e3 * rep.predicted_seconds_per_sample,
+            "predicted_ms_per_batch": 1e3 * rep.predicted_seconds_per_batch,
+            "samples_per_batch": rep.batch,
+            "n_live_rows": int(sum(r["n_live_rows"] for r in rep.layers)),
+            "rotations": int(rep.totals()["rotate"]),
+            "poly_modulus_degree": int(rep.params.poly_modulus_degree)}
 
 
 def pareto(points):
@@ -125,6 +147,9 @@ def main(argv=None):
                         help="epochs per fine-tuning round (default: MLP 30, "
                              "autoencoder 60, CNN 10; quick 3)")
     parser.add_argument("--cache", default=None, help="joblib cache directory")
+    parser.add_argument("--row-cost", default="16",
+                        help="TilePruner row_cost: 'auto' (measured) or a number (0: "
+                             "rank tiles by score only)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
@@ -138,6 +163,7 @@ def main(argv=None):
     memory = Memory(cache, verbose=0)
     nets = networks(args.quick)
     results = {"config": {"quick": args.quick, "tolerance": args.tolerance,
+                          "row_cost": args.row_cost,
                           "tile_shapes": [list(t) for t in tile_shapes],
                           "n_train": len(X_tr), "n_test": len(X_te),
                           "platform": platform.platform()},
@@ -151,7 +177,8 @@ def main(argv=None):
                                          {"cnn": 10, "autoencoder": 60}.get(net_name, 30))
             for ts in tile_shapes:
                 points = []
-                for variant, params, steps in candidates(net_name, args.quick, ft):
+                rc = args.row_cost if args.row_cost == "auto" else float(args.row_cost)
+                for variant, params, steps in candidates(net_name, args.quick, ft, rc):
                     t0 = time.time()
                     h = HEPEx(base, steps, tile_shape=ts, memory=memory).fit(X_tr, ytr)
                     pt = {"variant": variant, **params,
@@ -161,19 +188,25 @@ def main(argv=None):
                           "train_score": h.history_[-1]["train_score"],
                           "test_score": float(h.score(X_te, yte)),
                           "seconds": time.time() - t0}
+                    pt.update(he_cost(h, ts))
                     points.append(pt)
                     print(f"{net_name:<12}{ts[0]}x{ts[1]:<4}{variant:<12}"
                           f"{json.dumps(params):<62}tiles={pt['n_nonzero_tiles']:>4} "
+                          f"rows={pt['n_live_rows']:>3} "
+                          f"{pt['predicted_ms_per_sample']:7.2f}ms "
                           f"score={pt['test_score']:.4f} ({pt['seconds']:.1f}s)", flush=True)
                 dense = next(p for p in points if p["variant"] == "dense")
                 floor = dense["test_score"] - args.tolerance * abs(dense["test_score"])
-                best = {}
+                best, fastest = {}, {}
                 for variant in ["dense", "P", "hunter", "prune+tiles", "PPTE"]:
                     ok = [p for p in points if p["variant"] == variant
                           and p["test_score"] >= floor]
                     best[variant] = (min(ok, key=lambda p: (p["n_nonzero_tiles"],
                                                             -p["test_score"]))
                                      if ok else None)
+                    fastest[variant] = (min(ok, key=lambda p: (p["predicted_ms_per_sample"],
+                                                               -p["test_score"]))
+                                        if ok else None)
                 results["results"].append({
                     "network": net_name, "tile_shape": list(ts),
                     "dense_score": dense["test_score"], "score_floor": floor,
@@ -182,6 +215,7 @@ def main(argv=None):
                                for v in ["P", "hunter", "prune+tiles", "PPTE"]},
                     "pareto_all": pareto(points),
                     "fewest_tiles_within_tolerance": best,
+                    "lowest_latency_within_tolerance": fastest,
                 })
     results["seconds"] = time.time() - t_start
 
@@ -189,25 +223,33 @@ def main(argv=None):
     with open(args.out, "w") as f:
         json.dump(results, f, indent=1)
 
-    print(f"\nFewest non-zero weight tiles within {100 * args.tolerance:.1f}% (relative) "
-          "of the dense held-out score")
-    head = f"{'network':<12}{'tiles':<6}{'dense':>12}"
-    for v in ["P", "hunter", "prune+tiles", "PPTE"]:
-        head += f"{v:>18}"
-    print(head + f"{'PPTE vs dense':>15}{'PPTE vs hunter':>16}")
-    for rec in results["results"]:
-        b = rec["fewest_tiles_within_tolerance"]
-        d = b["dense"]
-        row = f"{rec['network']:<12}{'x'.join(map(str, rec['tile_shape'])):<6}" \
-              f"{d['n_nonzero_tiles']:>5} ({d['test_score']:.3f})"
+    for key, title in [("fewest_tiles_within_tolerance", "Fewest non-zero weight tiles"),
+                       ("lowest_latency_within_tolerance",
+                        "Lowest predicted encrypted latency (ms/sample)")]:
+        print(f"\n{title} within {100 * args.tolerance:.1f}% (relative) of the dense "
+              "held-out score: tiles / predicted ms per sample (score)")
+        head = f"{'network':<12}{'tiles':<6}{'dense':>22}"
         for v in ["P", "hunter", "prune+tiles", "PPTE"]:
-            row += (f"{b[v]['n_nonzero_tiles']:>9} ({b[v]['test_score']:.3f})"
-                    if b[v] else f"{'-':>18}")
-        pp, hh = b["PPTE"], b["hunter"]
-        vd = f"{100 * (1 - pp['n_nonzero_tiles'] / d['n_nonzero_tiles']):.0f}%" if pp else "-"
-        vh = (f"{100 * (1 - pp['n_nonzero_tiles'] / hh['n_nonzero_tiles']):.0f}%"
-              if pp and hh else "-")
-        print(row + f"{vd:>15}{vh:>16}")
+            head += f"{v:>24}"
+        print(head + f"{'PPTE/dense tiles':>18}{'PPTE/hunter tiles':>19}"
+              f"{'speed-up vs dense':>19}{'vs hunter':>11}")
+        for rec in results["results"]:
+            b = rec[key]
+            d = b["dense"]
+            cell = lambda p: (f"{p['n_nonzero_tiles']:>6} /{p['predicted_ms_per_sample']:6.2f}"  # noqa
+                              f" ({p['test_score']:.3f})")
+            row = f"{rec['network']:<12}{'x'.join(map(str, rec['tile_shape'])):<6}{cell(d):>22}"
+            for v in ["P", "hunter", "prune+tiles", "PPTE"]:
+                row += f"{cell(b[v]):>24}" if b[v] else f"{'-':>24}"
+            pp, hh = b["PPTE"], b["hunter"]
+            vd = f"{100 * (pp['n_nonzero_tiles'] / d['n_nonzero_tiles'] - 1):+.0f}%" if pp else "-"
+            vh = (f"{100 * (pp['n_nonzero_tiles'] / hh['n_nonzero_tiles'] - 1):+.0f}%"
+                  if pp and hh else "-")
+            sd = (f"{d['predicted_ms_per_sample'] / pp['predicted_ms_per_sample']:.2f}x"
+                  if pp else "-")
+            sh = (f"{hh['predicted_ms_per_sample'] / pp['predicted_ms_per_sample']:.2f}x"
+                  if pp and hh else "-")
+            print(row + f"{vd:>18}{vh:>19}{sd:>19}{sh:>11}")
     print(f"\ntotal {results['seconds']:.0f}s; JSON written to {args.out}")
     return results
 

@@ -140,6 +140,21 @@ def balanced_clustering(F, group_size, rng, n_init=4, max_inner=30, weights=None
     return np.argsort(best_assign, kind="stable")
 
 
+def _compact_dead(live, perm, group_size):
+    """Reorder ``perm`` so that units without incoming weights fill whole groups.
+
+    Groups of ``perm`` are kept in order of decreasing live members, and
+    within that order the dead units are moved to the end: the live units
+    stay as grouped as possible while the trailing groups become all-dead
+    (tile-rows the HE engine does not compute).
+    """
+    n = len(perm)
+    groups = [perm[i:i + group_size] for i in range(0, n, group_size)]
+    groups.sort(key=lambda m: -int(live[m].sum()))
+    order = np.concatenate(groups)
+    return np.concatenate([order[live[order]], order[~live[order]]])
+
+
 class Permuter(BasePruningStep):
     """Permute hidden neurons so that surviving weights gather into few tiles.
 
@@ -301,11 +316,12 @@ class Permuter(BasePruningStep):
             raise ValueError("permute_outputs=True needs a dense last layer.")
         keys = (["input"] if self.permute_inputs else []) + list(range(L - 1)) + \
                (["output"] if self.permute_outputs else [])
+        before = _objective(TileLayout(est, tile_shape))
+        self.n_nonzero_tiles_before_ = before[0]
+        self.n_live_rows_before_ = before[1]
+        self.concentration_before_ = before[2]
         layout = TileLayout(est, tile_shape)
-        current = _objective(layout)
-        self.n_nonzero_tiles_before_ = current[0]
-        self.n_live_rows_before_ = current[1]
-        self.concentration_before_ = current[2]
+        current = before
         self.permutations_ = {}
         self.n_iter_ = 0
         for _ in range(self.max_iter):
@@ -316,18 +332,21 @@ class Permuter(BasePruningStep):
                 if spec is None:
                     continue
                 F, g, w = spec
-                perm = balanced_clustering(F, g, rng, n_init=self.n_init, weights=w)
-                if np.array_equal(perm, np.arange(len(perm))):
-                    continue
-                self._apply(net, key, perm)
-                trial = TileLayout(est, tile_shape)
-                value = _objective(trial)
-                if _better(value, current):
-                    current, layout, improved = value, trial, True
-                    prev = self.permutations_.get(key, np.arange(len(perm)))
-                    self.permutations_[key] = prev[perm]
-                else:  # undo exactly
-                    self._apply(net, key, np.argsort(perm))
+                cands = [balanced_clustering(F, g, rng, n_init=self.n_init, weights=w)]
+                if w is not None and self.row_weight > 0:
+                    cands.append(_compact_dead(F[:, -1] > 0, cands[0], g))
+                for perm in cands:
+                    if np.array_equal(perm, np.arange(len(perm))):
+                        continue
+                    self._apply(net, key, perm)
+                    trial = TileLayout(est, tile_shape)
+                    value = _objective(trial)
+                    if _better(value, current):
+                        current, layout, improved = value, trial, True
+                        prev = self.permutations_.get(key, np.arange(len(perm)))
+                        self.permutations_[key] = prev[perm]
+                        break
+                    self._apply(net, key, np.argsort(perm))   # undo exactly
             if not improved:
                 break
         self.n_live_rows_ = current[1]
