@@ -199,7 +199,7 @@ def cmd_bench(args, progress):
                 png = None
             head_txt = ", ".join(f"{k.replace('_', ' ')} -{100 * v:.1f}%"
                                  for k, v in head.items())
-            rst = [task.description, "~" * len(task.description), "",
+            rst = [task.description, "-" * len(task.description), "",
                    _rst_table(rows, cols), "", f"PPTE: {head_txt}.", ""]
             if png:
                 rst += [f".. image:: /benchmarks/{png}", "   :width: 70%", ""]
