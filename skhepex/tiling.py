@@ -68,11 +68,18 @@ def final_network(estimator):
             est = est.steps[-1][1]
         elif hasattr(est, "estimator_"):
             est = est.estimator_
+        elif hasattr(est, "estimator") and hasattr(est, "tile_shape"):
+            est = est.estimator  # an unfitted HEPEx
         else:
             break
     if not hasattr(est, "network_"):
         from sklearn.exceptions import NotFittedError
 
+        if not hasattr(est, "_fine_tune"):
+            raise TypeError(
+                f"{type(est).__name__} is not a skhepex network; tiles and encrypted "
+                "inference need MLPClassifier, MLPRegressor, Autoencoder or CNNClassifier "
+                "from skhepex (alone, last in a Pipeline, or inside an HEPEx).")
         raise NotFittedError(
             f"{type(estimator).__name__} is not a fitted skhepex network (or a "
             "Pipeline/HEPEx ending in one); call fit first."
@@ -98,8 +105,10 @@ def _check_tile_shape(tile_shape):
         t1, t2 = (int(v) for v in tile_shape)
     except (TypeError, ValueError):
         raise ValueError(f"tile_shape must be a pair of positive ints; got {tile_shape!r}.")
-    if t1 < 1 or t2 < 1:
-        raise ValueError(f"tile_shape must be a pair of positive ints; got {tile_shape!r}.")
+    if t1 < 1 or t2 < 1 or t1 & (t1 - 1) or t2 & (t2 - 1):
+        raise ValueError(
+            f"tile_shape must be a pair of powers of two (the HE engine sums inside a tile "
+            f"with rotations by powers of two); got {tile_shape!r}.")
     return t1, t2
 
 

@@ -107,3 +107,17 @@ def test_unfitted_raises():
 
     with pytest.raises(NotFittedError):
         tile_report(MLPClassifier(), (8, 8))
+
+
+def test_tile_shape_must_be_powers_of_two():
+    clf, _, _ = _fit_mlp((7,))
+    with pytest.raises(ValueError, match="powers of two"):
+        tile_report(clf, (3, 8))
+
+
+def test_foreign_estimator_gets_type_error(digits):
+    from sklearn.linear_model import LogisticRegression
+
+    X, _, y, _ = digits
+    with pytest.raises(TypeError, match="not a skhepex network"):
+        tile_report(LogisticRegression(max_iter=50).fit(X, y), (8, 8))

@@ -28,6 +28,8 @@ that fits 218 bits ([31] + [24]*6 + [43]) 2.4e-3, above the 1e-3 target.
 """
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass
 from math import floor
 from typing import Tuple
@@ -176,6 +178,18 @@ def validate_params(params: CKKSParams, depth: int | None = None,
     if bad:
         raise ValueError(f"every prime must have 2..{_MAX_PRIME_BITS} bits, got {bad}")
     check_security(n, bits)
+    if len(bits) > 2 and bits[-1] < max(bits[:-1]):
+        raise ValueError(
+            f"the special (key-switching, last) prime has {bits[-1]} bits, fewer than the "
+            f"largest data prime ({max(bits[:-1])} bits) in coeff_mod_bit_sizes={list(bits)}: "
+            f"key switching would then add noise of the order of the results (measured: "
+            f"logit errors above 1); make the last prime at least as large as every other")
+    if params.scale_bits < MIN_SCALE_BITS:
+        warnings.warn(
+            f"scale_bits={params.scale_bits} is below {MIN_SCALE_BITS}: CKKS results carry an "
+            f"error of about 2**-(scale_bits - 15.5) relative to the outputs' scale "
+            f"(~{2.0 ** -(params.scale_bits - 15.5):.0e}); predictions may differ from "
+            f"plaintext", UserWarning, stacklevel=2)
     if not (1 <= params.scale_bits < _MAX_PRIME_BITS):
         raise ValueError(f"scale_bits must be in [1, {_MAX_PRIME_BITS}), got {params.scale_bits}")
     if bits[0] <= params.scale_bits:

@@ -147,6 +147,13 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
 
     Notes
     -----
+    The automatic tile shape optimises throughput for full ciphertexts (with
+    1x1 tiles a ciphertext carries N/2 samples); a request of a few samples
+    then costs as much as a full batch. For small requests pass ``batch_size``
+    (the expected request size) or an explicit ``tile_shape``. Decoding
+    autoencoder codes (``inverse_transform``) is not offered under encryption;
+    decode in plaintext with the network's own ``inverse_transform``.
+
     Pickling drops every secret: ``client_``, ``server_`` and the keys are not
     pickled (TenSEAL objects do not pickle, and a pickle carrying the secret key
     by accident would be a leak).  An unpickled predictor keeps the packed plan
@@ -472,6 +479,22 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_classes)
         """
         return softmax(self._raw(X))
+
+    @available_if(_network_has("classes_"))
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba` (encrypted end to end).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log class probabilities.
+        """
+        return np.log(np.clip(self.predict_proba(X), 1e-300, None))
 
     @available_if(_network_has("classes_"))
     def decision_function(self, X):

@@ -148,6 +148,12 @@ def resolve_params(depth, tile_shape, poly_modulus_degree="auto", coeff_mod_bit_
                       and k // 2 >= slots), 8192)
         s = (min(bits[1:-1]) if len(bits) > 2 else bits[0] - 10) if scale_bits == "auto" \
             else int(scale_bits)
+        if scale_bits == "auto" and len(bits) > 2 and s >= bits[0]:
+            raise ValueError(
+                f"coeff_mod_bit_sizes={list(bits)}: the scale is taken from the middle primes "
+                f"({s} bits), which leaves the first prime ({bits[0]} bits) no room for the "
+                f"integer part of the results; use a first prime larger than the middle ones "
+                f"(e.g. {[s + 9] + list(bits[1:])}) or pass scale_bits")
         return validate_params(CKKSParams(n, bits, s), depth=depth, min_slots=slots)
     kw = {}
     if poly_modulus_degree != "auto":
@@ -231,7 +237,7 @@ def choose_tile_shape(estimator, *, param_kw=None, encrypt_weights=False, batch_
     if candidates is None:
         candidates = [(a, b) for a in AUTO_TILE_SIDES for b in AUTO_TILE_SIDES
                       if a * b <= 1024]
-    table, best = [], []
+    table, best, errors = [], [], []
     for shape in candidates:
         if _n_tiles(shapes, shape) > max_tiles:
             continue
@@ -241,6 +247,7 @@ def choose_tile_shape(estimator, *, param_kw=None, encrypt_weights=False, batch_
             if "not a polynomial" in str(exc):
                 raise
             logger.debug("tile shape %s rejected: %s", shape, exc)
+            errors.append(str(exc))
             continue
         table.append(dict(tile_shape=rec["tile_shape"],
                           poly_modulus_degree=rec["params"].poly_modulus_degree,
@@ -252,8 +259,11 @@ def choose_tile_shape(estimator, *, param_kw=None, encrypt_weights=False, batch_
             best.append(table[-1])
     if not best:
         if not table:
+            # the same message for every shape means the parameters themselves are wrong
+            reason = (errors[0] if errors and all(e == errors[0] for e in errors)
+                      else "; ".join(dict.fromkeys(errors))[:500])
             raise ValueError("no tile shape fits the CKKS parameters; check the explicit "
-                             "parameters or pass tile_shape")
+                             f"parameters or pass tile_shape ({reason})")
         best = [min(table, key=lambda r: r["memory_bytes"])]
     fastest = min(r["seconds_per_sample"] for r in best)
     near = [r for r in best if r["seconds_per_sample"] <= AUTO_LATENCY_TOLERANCE * fastest]

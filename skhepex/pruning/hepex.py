@@ -208,6 +208,10 @@ class HEPEx(_BaseComposition):
         self._validate_params()
         self._validate_steps()
         tile_shape = _check_tile_shape(self.tile_shape)
+        if not hasattr(self.estimator, "_fine_tune"):  # checked before any training
+            raise TypeError(
+                "HEPEx needs a skhepex network (MLPClassifier, MLPRegressor, Autoencoder, "
+                f"CNNClassifier); got {type(self.estimator).__name__}.")
         memory = check_memory(self.memory)
         fit_dense = memory.cache(_fit_dense)
         apply_step = memory.cache(_apply_step)

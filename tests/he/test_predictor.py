@@ -258,8 +258,8 @@ def test_insecure_parameters_refused(clf):
     with pytest.raises(ValueError, match="n_jobs"):
         HEPredictor(clf, prefit=True, tile_shape=(8, 8), n_jobs=0).fit()
     ok = HEPredictor(clf, prefit=True, tile_shape=(8, 8), poly_modulus_degree=8192,
-                     coeff_mod_bit_sizes=(50, 40, 40, 40, 48)).fit()
-    assert ok.params_.coeff_mod_bit_sizes == (50, 40, 40, 40, 48)
+                     coeff_mod_bit_sizes=(48, 40, 40, 40, 50)).fit()
+    assert ok.params_.coeff_mod_bit_sizes == (48, 40, 40, 40, 50)
 
 
 def test_non_polynomial_activation_refused(data):
@@ -350,3 +350,36 @@ def test_insecure_explicit_parameters_refused_before_tile_search():
                      coeff_mod_bit_sizes=(60, 40, 40, 40, 60))   # 240 > 218 bits
     with pytest.raises(ValueError, match=r"insecure CKKS parameters.*218.*N=8192"):
         he.fit()
+
+
+def test_explicit_parameters_checked_for_precision():
+    from sklearn.datasets import load_digits
+
+    from skhepex import MLPClassifier
+
+    X, y = load_digits(return_X_y=True)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X / 16, y)
+    kw = dict(prefit=True, tile_shape=(8, 8), poly_modulus_degree=8192)
+    with pytest.raises(ValueError, match="special"):
+        HEPredictor(clf, coeff_mod_bit_sizes=(45, 25, 25, 25, 40), scale_bits=25, **kw).fit()
+    with pytest.warns(UserWarning, match="scale_bits=20"):
+        HEPredictor(clf, coeff_mod_bit_sizes=(40, 20, 20, 20, 40), scale_bits=20,
+                    mode="simulate", **kw).fit()
+    with pytest.raises(ValueError, match="first prime"):
+        HEPredictor(clf, prefit=True, coeff_mod_bit_sizes=(60, 60, 60, 60)).fit()
+
+
+def test_predict_log_proba_and_foreign_estimator():
+    from sklearn.datasets import load_digits
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    from skhepex import MLPClassifier
+
+    X, y = load_digits(return_X_y=True)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X / 16, y)
+    he = HEPredictor(clf, prefit=True, tile_shape=(8, 8), mode="simulate").fit()
+    np.testing.assert_allclose(np.exp(he.predict_log_proba(X[:5] / 16)),
+                               clf.predict_proba(X[:5] / 16), atol=1e-6)
+    foreign = SkMLP(hidden_layer_sizes=(4,), max_iter=5).fit(X[:100], y[:100])
+    with pytest.raises(TypeError, match="not a skhepex network"):
+        HEPredictor(foreign, prefit=True).fit()

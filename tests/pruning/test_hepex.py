@@ -173,3 +173,19 @@ def test_grid_search_in_pipeline(digits, tmp_path, use_memory):
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_hepex_rejects_foreign_estimator_and_bad_tiles():
+    import numpy as np
+    import pytest
+    from sklearn.linear_model import LogisticRegression
+
+    from skhepex import HEPEx, MLPClassifier, TilePruner
+
+    X = np.random.RandomState(0).rand(40, 8)
+    y = np.arange(40) % 2
+    with pytest.raises(TypeError, match="skhepex network"):
+        HEPEx(LogisticRegression(), steps=[("tiles", TilePruner())]).fit(X, y)
+    with pytest.raises(ValueError, match="powers of two"):
+        HEPEx(MLPClassifier(hidden_layer_sizes=(4,), max_iter=2),
+              steps=[("tiles", TilePruner())], tile_shape=(3, 8)).fit(X, y)
