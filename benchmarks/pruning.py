@@ -85,8 +85,8 @@ def grids(name, quick):
             "inputs": [False, True]}
 
 
-def candidates(name, quick, ft, row_cost=16.0):
-    g = grids(name, quick)
+def candidates(name, quick, ft, row_cost=16.0, row_weight=1.0, grid=None):
+    g = grid or grids(name, quick)
     P = "passthrough"
     conv_first = name == "cnn"
 
@@ -95,7 +95,8 @@ def candidates(name, quick, ft, row_cost=16.0):
             ("prune", P if mp is None else MagnitudePruner(mp, scope="global", n_steps=3,
                                                            fine_tune_iter=ft)),
             ("permute", P if perm is None else Permuter(
-                random_state=0, permute_inputs=perm and not conv_first, permute_outputs=perm)),
+                random_state=0, permute_inputs=perm and not conv_first, permute_outputs=perm,
+                row_weight=row_weight)),
             ("tiles", P if tiles is None else TilePruner(tiles, criterion="taylor",
                                                          scope="global", n_steps=3,
                                                          regrow=True, fine_tune_iter=ft,
@@ -143,14 +144,40 @@ def main(argv=None):
     parser.add_argument("--tile-shapes", nargs="+", default=["8x8", "4x8"])
     parser.add_argument("--tolerance", type=float, default=0.025,
                         help="relative degradation allowed w.r.t. dense")
-    parser.add_argument("--fine-tune-iter", type=int, default=None,
+    parser.add_argument("--fine-tune-iter", nargs="+", default=[],
                         help="epochs per fine-tuning round (default: MLP 30, "
-                             "autoencoder 60, CNN 10; quick 3)")
+                             "autoencoder 60, CNN 10; quick 3); 'net=value' per network")
     parser.add_argument("--cache", default=None, help="joblib cache directory")
-    parser.add_argument("--row-cost", default="16",
+    parser.add_argument("--row-cost", nargs="+", default=["16"],
                         help="TilePruner row_cost: 'auto' (measured) or a number (0: "
-                             "rank tiles by score only)")
+                             "rank tiles by score only); 'net=value' entries set it per "
+                             "network")
+    parser.add_argument("--row-weight", nargs="+", default=["1"],
+                        help="Permuter row_weight; 'net=value' entries per network")
+    parser.add_argument("--grid", nargs="+", default=[],
+                        help="grid overrides 'net:key=v1,v2,...' (keys P, hunter, mp, "
+                             "tiles, inputs)")
     args = parser.parse_args(argv)
+
+    def per_net(values, net, conv):
+        out = None
+        for v in values:
+            if "=" in v:
+                k, val = v.split("=", 1)
+                if k == net:
+                    return conv(val)
+            else:
+                out = conv(v)
+        return out
+
+    def grid_for(net):
+        g = dict(grids(net, args.quick))
+        for spec in args.grid:
+            n, kv = spec.split(":", 1)
+            if n == net:
+                k, vals = kv.split("=", 1)
+                g[k] = [v == "True" if k == "inputs" else float(v) for v in vals.split(",")]
+        return g
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
     X, y = load_digits(return_X_y=True)
@@ -168,17 +195,23 @@ def main(argv=None):
                           "n_train": len(X_tr), "n_test": len(X_te),
                           "platform": platform.platform()},
                "results": []}
+    settings = results["config"]["per_network"] = {}
     t_start = time.time()
     with threadpool_limits(limits=1):
         for net_name in args.networks:
             base = nets[net_name]
             ytr, yte = (None, None) if net_name == "autoencoder" else (y_tr, y_te)
-            ft = args.fine_tune_iter or (3 if args.quick else
+            ft = per_net(args.fine_tune_iter, net_name, int) or (3 if args.quick else
                                          {"cnn": 10, "autoencoder": 60}.get(net_name, 30))
             for ts in tile_shapes:
                 points = []
-                rc = args.row_cost if args.row_cost == "auto" else float(args.row_cost)
-                for variant, params, steps in candidates(net_name, args.quick, ft, rc):
+                rc = per_net(args.row_cost, net_name,
+                             lambda v: v if v == "auto" else float(v))
+                rw = per_net(args.row_weight, net_name, float)
+                settings[net_name] = {"row_cost": rc, "row_weight": rw,
+                                      "fine_tune_iter": ft, "grid": grid_for(net_name)}
+                for variant, params, steps in candidates(net_name, args.quick, ft, rc, rw,
+                                                         grid_for(net_name)):
                     t0 = time.time()
                     h = HEPEx(base, steps, tile_shape=ts, memory=memory).fit(X_tr, ytr)
                     pt = {"variant": variant, **params,

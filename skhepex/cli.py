@@ -18,6 +18,8 @@ from pathlib import Path
 
 logger = logging.getLogger("skhepex")
 
+NOT_WITHIN = ("* no candidate of this variant was within the tolerance on the validation "
+              "split; the one with the best validation score is shown.")
 DEMO_COLUMNS = ["variant", "weight_ct", "ct_reduction", "score", "degradation",
                 "he_ms_per_sample", "packed_MB", "he_agreement"]
 
@@ -58,7 +60,8 @@ def _row(variant, rec, he):
         "weight_ct": rec["n_ciphertexts"],
         "ct_reduction": f"{100 * rec['ciphertext_reduction']:.1f}%",
         "score": f"{rec['score']:.4f}",
-        "degradation": f"{100 * rec['degradation']:.2f}%",
+        "degradation": f"{100 * rec['degradation']:.2f}%"
+                       + ("" if rec.get("within_tolerance", True) else " *"),
     }
     if he is not None:
         row["he_ms_per_sample"] = f"{1e3 * he['seconds_per_sample']:.2f}"
@@ -138,6 +141,8 @@ def cmd_demo(args, progress):
           f"{args.tile_shape[1]}, {args.n_samples} encrypted test samples, "
           f"selection within {100 * args.tolerance:.1f}% degradation")
     print(format_table(rows, DEMO_COLUMNS))
+    if any(r["degradation"].endswith("*") for r in rows):
+        print(NOT_WITHIN)
     head = _headline(results)
     if head:
         print("PPTE vs dense: " + ", ".join(f"{k.split('_vs_')[0]} -{100 * v:.1f}%"
@@ -167,7 +172,8 @@ def _rst_table(rows, columns):
     lines = [".. list-table::", "   :header-rows: 1", ""]
     for i, row in enumerate([dict(zip(columns, columns))] + rows):
         for j, c in enumerate(columns):
-            lines.append(("   * - " if j == 0 else "     - ") + str(row.get(c, "")))
+            cell = str(row.get(c, "")).replace("*", r"\*")  # a footnote mark, not emphasis
+            lines.append(("   * - " if j == 0 else "     - ") + cell)
     return "\n".join(lines)
 
 
@@ -199,12 +205,16 @@ def cmd_bench(args, progress):
                 png = None
             head_txt = ", ".join(f"{k.replace('_', ' ')} -{100 * v:.1f}%"
                                  for k, v in head.items())
+            note = NOT_WITHIN if any(r["degradation"].endswith("*") for r in rows) else ""
             rst = [task.description, "-" * len(task.description), "",
-                   _rst_table(rows, cols), "", f"PPTE: {head_txt}.", ""]
+                   _rst_table(rows, cols), ""] + ([note.replace("*", r"\*", 1), ""] if note
+                                                  else []) + [f"PPTE: {head_txt}.", ""]
             if png:
                 rst += [f".. image:: /benchmarks/{png}", "   :width: 70%", ""]
             tables_rst.append("\n".join(rst))
-            print(f"\n{task.description}\n{format_table(rows, cols)}\nPPTE: {head_txt}")
+            tables_md[-1] += f"\n{note}\n" if note else ""
+            print(f"\n{task.description}\n{format_table(rows, cols)}\n{note}"
+                  f"{chr(10) if note else ''}PPTE: {head_txt}")
     meta = {"tile_shape": list(args.tile_shape), "tolerance": args.tolerance,
             "n_samples": args.n_samples, "quick": args.quick,
             "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

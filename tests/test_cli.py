@@ -69,3 +69,14 @@ def test_format_table():
     assert format_table(rows, ["a", "b"]).splitlines()[0].split() == ["a", "b"]
     assert format_table(rows, ["a", "b"], markdown=True).startswith("| a ")
     assert build_parser().parse_args(["demo"]).model == "mlp"
+
+
+def test_bench_rst_is_valid_restructuredtext(tmp_path):
+    docutils = pytest.importorskip("docutils.core")
+    pytest.importorskip("matplotlib")
+    main(["bench", "--quick", "--no-he", "--tasks", "ae", "--out", str(tmp_path), "--quiet"])
+    src = (tmp_path / "results.rst").read_text()
+    src = "\n".join(line for line in src.splitlines()
+                    if not line.startswith((".. image::", "   :width:")))
+    docutils.publish_string(src, writer_name="null",
+                            settings_overrides={"report_level": 2, "halt_level": 2})
