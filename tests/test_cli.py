@@ -78,5 +78,4 @@ def test_bench_rst_is_valid_restructuredtext(tmp_path):
     src = (tmp_path / "results.rst").read_text()
     src = "\n".join(line for line in src.splitlines()
                     if not line.startswith((".. image::", "   :width:")))
-    docutils.publish_string(src, writer="null",
-                            settings_overrides={"report_level": 2, "halt_level": 2})
+    docutils.publish_doctree(src, settings_overrides={"report_level": 2, "halt_level": 2})
