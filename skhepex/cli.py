@@ -119,7 +119,10 @@ def _headline(results):
     ppte, dense, hunter = by["PPTE"], by["dense"], by.get("Hunter")
     out = {"ciphertexts_vs_dense": 1 - ppte["selected"]["n_ciphertexts"]
            / dense["selected"]["n_ciphertexts"]}
-    if hunter is not None and hunter["selected"]["n_ciphertexts"]:
+    if hunter is not None and hunter["selected"]["n_ciphertexts"] \
+            and hunter["selected"].get("within_tolerance", True) \
+            and ppte["selected"].get("within_tolerance", True):
+        # only a comparison at the same degradation budget is meaningful
         out["ciphertexts_vs_hunter"] = 1 - ppte["selected"]["n_ciphertexts"] \
             / hunter["selected"]["n_ciphertexts"]
     if ppte["he"] and dense["he"]:

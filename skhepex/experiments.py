@@ -161,7 +161,7 @@ def variant_steps(variant, sparsity=0.8, tile_sparsity=0.5, fine_tune_iter=10):
 
 def default_grid(variant, quick=False):
     """Sparsity settings swept for a variant: list of (sparsity, tile_sparsity)."""
-    tiles = (0.6, 0.8, 0.9) if quick else (0.5, 0.7, 0.8, 0.85, 0.9, 0.93)
+    tiles = (0.6, 0.8, 0.9) if quick else (0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93)
     weights = (0.95,) if quick else (0.9, 0.97)
     if variant == "dense":
         return [(0.0, 0.0)]
