@@ -17,18 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier as SkMLP
 
 from skhepex import MLPClassifier
-
-
-def _load_digits_split():
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import MinMaxScaler
-
-    X, y = load_digits(return_X_y=True)
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.25, stratify=y, random_state=0)
-    scaler = MinMaxScaler().fit(X_train)
-    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+from skhepex.experiments import load_task
 
 
 def _time_fit(est, X, y, repeats):
@@ -47,7 +36,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    X_train, X_test, y_train, y_test = _load_digits_split()
+    task = load_task("mlp")  # digits, MinMax, 25% held out, stratified, seed 0
+    X_train, X_test, y_train, y_test = task.X_train, task.X_test, task.y_train, task.y_test
     common = dict(hidden_layer_sizes=(128,), activation="relu", solver="adam",
                   batch_size=args.batch_size, max_iter=args.epochs, tol=0.0,
                   n_iter_no_change=args.epochs + 1, random_state=0)

@@ -41,17 +41,6 @@ def _import_pyplot():
 
 
 # ------------------------------------------------------------------ tile maps
-def _tile_norms(layout, index):
-    """Frobenius norm of every tile of weight layer ``index``."""
-    lt = layout.layers[index]
-    matrix = np.asarray(layout.matrices()[index][0], dtype=float)
-    r, c = lt.block_shape
-    gr, gc = lt.grid
-    padded = np.zeros((gr * r, gc * c))
-    padded[:matrix.shape[0], :matrix.shape[1]] = matrix * matrix
-    return np.sqrt(padded.reshape(gr, r, gc, c).sum(axis=(1, 3)))
-
-
 def _tile_edges(n, block):
     """Tile boundaries ``0, block, 2 * block, ..., n`` (last tile may be ragged)."""
     edges = list(range(0, n, block)) + [n]
@@ -141,7 +130,7 @@ class TileMapDisplay:
         layout = TileLayout(estimator, tile_shape)
         values = None
         if color == "norm":
-            values = [_tile_norms(layout, i) for i in range(len(layout.layers))]
+            values = [layout.tile_norms(i) for i in range(len(layout.layers))]
         return layout.layers, values
 
     @staticmethod
@@ -301,7 +290,7 @@ class TileMapDisplay:
         cls._check_color(color)
         values = None
         if color == "norm":
-            values = [_tile_norms(layout, i) for i in range(len(layout.layers))]
+            values = [layout.tile_norms(i) for i in range(len(layout.layers))]
         disp = cls(layout.layers, tile_values=values,
                    estimator_names=None if estimator_name is None else [estimator_name])
         return disp.plot(ax=ax, color=color, **kwargs)
@@ -332,11 +321,8 @@ class TileMapDisplay:
         display : TileMapDisplay
             The plotted display.
         """
-        cls._check_color(color)
-        layers, values = cls._layout_data(estimator, tile_shape, color)
-        disp = cls(layers, tile_values=values,
-                   estimator_names=None if estimator_name is None else [estimator_name])
-        return disp.plot(ax=ax, color=color, **kwargs)
+        return cls.from_layout(TileLayout(estimator, tile_shape), color=color,
+                               estimator_name=estimator_name, ax=ax, **kwargs)
 
     @classmethod
     def from_estimators(cls, estimators, tile_shape=None, *, color="mask", ax=None,

@@ -42,6 +42,37 @@ import numpy as np
 __all__ = ["TileLayout", "LayerTiling", "TileReport", "tile_report", "final_network"]
 
 
+def unwrap_network(estimator):
+    """The network estimator inside ``estimator``, fitted or not; never raises.
+
+    Follows a ``Pipeline``'s last step, a fitted ``HEPEx``'s ``estimator_`` (or
+    an unfitted one's ``estimator``), an ``HEPredictor``'s ``estimator_``.
+
+    Parameters
+    ----------
+    estimator : object
+        A network, or a wrapper of one.
+
+    Returns
+    -------
+    inner : object
+        The innermost object reached (a network when there is one).
+    """
+    est = estimator
+    for _ in range(10):
+        if hasattr(est, "network_"):
+            break
+        if hasattr(est, "steps") and hasattr(est, "named_steps"):
+            est = est.steps[-1][1]
+        elif hasattr(est, "estimator_"):
+            est = est.estimator_
+        elif hasattr(est, "estimator") and hasattr(est, "tile_shape"):
+            est = est.estimator  # an unfitted HEPEx
+        else:
+            break
+    return est
+
+
 def final_network(estimator):
     """Return the fitted network estimator inside ``estimator``.
 
@@ -58,20 +89,7 @@ def final_network(estimator):
     network : estimator
         The object holding ``network_``.
     """
-    seen = 0
-    est = estimator
-    while not hasattr(est, "network_"):
-        seen += 1
-        if seen > 10:
-            break
-        if hasattr(est, "steps") and hasattr(est, "named_steps"):
-            est = est.steps[-1][1]
-        elif hasattr(est, "estimator_"):
-            est = est.estimator_
-        elif hasattr(est, "estimator") and hasattr(est, "tile_shape"):
-            est = est.estimator  # an unfitted HEPEx
-        else:
-            break
+    est = unwrap_network(estimator)
     if not hasattr(est, "network_"):
         from sklearn.exceptions import NotFittedError
 
@@ -202,14 +220,25 @@ class LayerTiling:
         }
 
 
+def _tile_blocks(values, block_shape):
+    """``values`` zero-padded to whole tiles, as (tile_row, r, tile_col, c)."""
+    r, c = block_shape
+    n_out, n_in = values.shape
+    gr, gc = -(-n_out // r), -(-n_in // c)
+    padded = np.zeros((gr * r, gc * c), dtype=values.dtype)
+    padded[:n_out, :n_in] = values
+    return padded.reshape(gr, r, gc, c)
+
+
 def tile_grid_mask(matrix, block_shape):
     """Boolean grid of the ``block_shape`` tiles of ``matrix`` that are non-zero."""
-    r, c = block_shape
-    n_out, n_in = matrix.shape
-    gr, gc = -(-n_out // r), -(-n_in // c)
-    padded = np.zeros((gr * r, gc * c), dtype=bool)
-    padded[:n_out, :n_in] = matrix != 0
-    return padded.reshape(gr, r, gc, c).any(axis=(1, 3))
+    return _tile_blocks(matrix != 0, block_shape).any(axis=(1, 3))
+
+
+def tile_grid_norms(matrix, block_shape):
+    """Frobenius norm of every ``block_shape`` tile of ``matrix`` (grid-shaped)."""
+    m = np.asarray(matrix, dtype=float)
+    return np.sqrt((_tile_blocks(m * m, block_shape)).sum(axis=(1, 3)))
 
 
 class TileLayout:
@@ -284,6 +313,21 @@ class TileLayout:
             orientation=self.orientation(i), block_shape=block, grid=tuple(grid),
             tile_mask=mask, weight_units=units, n_units=int(n_units),
             in_unit_size=stage.in_unit_size, out_unit_size=stage.out_unit_size)
+
+    def tile_norms(self, index):
+        """Frobenius norm of every tile of weight layer ``index``.
+
+        Parameters
+        ----------
+        index : int
+            Weight-layer index.
+
+        Returns
+        -------
+        norms : ndarray of shape ``layers[index].grid``
+            Non-zero exactly where ``layers[index].tile_mask`` is True.
+        """
+        return tile_grid_norms(self.matrices()[index][0], self.layers[index].block_shape)
 
     @property
     def n_tiles(self):

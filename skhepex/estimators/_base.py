@@ -150,6 +150,8 @@ class BaseNetwork(BaseEstimator):
         params = net.params()
         layers = net.weight_layers
         best_params = None
+        # the network's arrays may have been replaced (permutations): bind them once
+        self._optimizer.params = params
         converged = False
         for _ in range(max_iter):
             order = rng.permutation(n) if not incremental else np.arange(n)
@@ -178,7 +180,6 @@ class BaseNetwork(BaseEstimator):
                 if norm > MAX_GRAD_NORM:
                     for g in grads:
                         g *= MAX_GRAD_NORM / norm
-                self._optimizer.params = params
                 self._optimizer.step(grads)
                 net.apply_masks()
                 total += loss * m

@@ -14,13 +14,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.pipeline import Pipeline
-from sklearn.utils import get_tags
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..nn.losses import softmax
-from ..tiling import default_tile_shape, final_network
+from .._tags import delegate_tags
+from ..tiling import default_tile_shape, final_network, unwrap_network
 from .engine import (Client, EncryptedResult, PlainSimulator,
                      _pack, _plan_from_payload, _plan_to_payload, _unpack, compile_stages,
                      required_depth)
@@ -32,25 +32,9 @@ __all__ = ["HEPredictor"]
 logger = logging.getLogger("skhepex")
 
 
-def _unwrap(est):
-    """The network inside a (possibly unfitted) Pipeline / HEPEx, without fitting."""
-    for _ in range(10):
-        if hasattr(est, "network_"):
-            return est
-        if hasattr(est, "steps") and hasattr(est, "named_steps"):
-            est = est.steps[-1][1]
-        elif hasattr(est, "estimator_"):
-            est = est.estimator_
-        elif hasattr(est, "estimator") and hasattr(est, "tile_shape"):
-            est = est.estimator
-        else:
-            break
-    return est
-
-
 def _network_has(attr):
     def check(self):
-        net = _unwrap(self.estimator_ if hasattr(self, "estimator_") else self.estimator)
+        net = unwrap_network(self.estimator_ if hasattr(self, "estimator_") else self.estimator)
         if attr == "classes_":
             return is_classifier(net)
         return hasattr(net, attr)
@@ -558,15 +542,7 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
         return self.network_estimator_.classes_
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        sub = get_tags(self.estimator)
-        tags.estimator_type = sub.estimator_type
-        tags.classifier_tags = sub.classifier_tags
-        tags.regressor_tags = sub.regressor_tags
-        tags.transformer_tags = sub.transformer_tags
-        tags.target_tags = sub.target_tags
-        tags.input_tags = sub.input_tags
-        return tags
+        return delegate_tags(super().__sklearn_tags__(), self.estimator)
 
     # ------------------------------------------------------------- pickling
     def __getstate__(self):

@@ -45,13 +45,7 @@ def tile_norms(layout, index):
         Norm of each tile of the (out, in) matrix the HE engine multiplies;
         non-zero exactly where ``tile_mask`` is True.
     """
-    lt = layout.layers[index]
-    matrix = layout.matrices()[index][0]
-    r, c = lt.block_shape
-    gr, gc = lt.grid
-    padded = np.zeros((gr * r, gc * c))
-    padded[:matrix.shape[0], :matrix.shape[1]] = matrix * matrix
-    return np.sqrt(padded.reshape(gr, r, gc, c).sum(axis=(1, 3)))
+    return layout.tile_norms(index)
 
 
 def block_l21(layout):

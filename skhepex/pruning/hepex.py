@@ -3,11 +3,11 @@
 import time
 
 from sklearn.base import clone
-from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.metaestimators import _BaseComposition, available_if
 from sklearn.utils.validation import check_is_fitted, check_memory
 
+from .._tags import delegate_tags
 from ..tiling import TileLayout, _check_tile_shape
 from ._base import _check_network, weight_sparsity
 
@@ -393,12 +393,4 @@ class HEPEx(_BaseComposition):
         return self.estimator_.n_features_in_
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        sub = get_tags(self.estimator)
-        tags.estimator_type = sub.estimator_type
-        tags.classifier_tags = sub.classifier_tags
-        tags.regressor_tags = sub.regressor_tags
-        tags.transformer_tags = sub.transformer_tags
-        tags.target_tags = sub.target_tags
-        tags.input_tags = sub.input_tags
-        return tags
+        return delegate_tags(super().__sklearn_tags__(), self.estimator)
