@@ -36,98 +36,110 @@ kernel.
 """
 
 from dataclasses import dataclass, field
+from numbers import Integral
 
 import numpy as np
 
-__all__ = ["TileLayout", "LayerTiling", "TileReport", "tile_report", "final_network"]
+from .estimators.contract import get_network, get_tile_shape
+
+__all__ = ["TileLayout", "LayerTiling", "TileReport", "tile_report", "check_tile_shape",
+           "layer_orientation", "block_shape"]
+
+#: Most slots a tile may have: a CKKS ciphertext at 128-bit security holds at
+#: most N/2 = 16384 slots (N = 32768, the largest ring dimension the HE
+#: standard allows at that security level), and a tile must fit in one.
+MAX_TILE_SLOTS = 16384
+
+#: Tile shape used when none is given and the estimator carries none.
+DEFAULT_TILE_SHAPE = (8, 8)
 
 
-def unwrap_network(estimator):
-    """The network estimator inside ``estimator``, fitted or not; never raises.
-
-    Follows a ``Pipeline``'s last step, a fitted ``HEPEx``'s ``estimator_`` (or
-    an unfitted one's ``estimator``), an ``HEPredictor``'s ``estimator_``.
-
-    Parameters
-    ----------
-    estimator : object
-        A network, or a wrapper of one.
-
-    Returns
-    -------
-    inner : object
-        The innermost object reached (a network when there is one).
-    """
-    est = estimator
-    for _ in range(10):
-        if hasattr(est, "network_"):
-            break
-        if hasattr(est, "steps") and hasattr(est, "named_steps"):
-            est = est.steps[-1][1]
-        elif hasattr(est, "estimator_"):
-            est = est.estimator_
-        elif hasattr(est, "estimator") and hasattr(est, "tile_shape"):
-            est = est.estimator  # an unfitted HEPEx
-        else:
-            break
-    return est
-
-
-def final_network(estimator):
-    """Return the fitted network estimator inside ``estimator``.
-
-    Unwraps a scikit-learn ``Pipeline`` (its last step), an ``HEPEx`` (its
-    ``estimator_``) or an ``HEPredictor`` (its network).
+def check_tile_shape(tile_shape):
+    """Validate a tile shape; return it as a pair of Python ints.
 
     Parameters
     ----------
-    estimator : object
-        A fitted network, or a wrapper of one.
+    tile_shape : tuple of int (t1, t2)
+        Tile shape: two integers (Python or NumPy; not bools, floats or
+        strings), each a power of two, with ``t1 * t2`` at most
+        :data:`MAX_TILE_SLOTS`.
 
     Returns
     -------
-    network : estimator
-        The object holding ``network_``.
+    tile_shape : tuple of int
+        ``(t1, t2)``.
+
+    Raises
+    ------
+    ValueError
+        If ``tile_shape`` is not a pair of ints, has a side below 1 or not a
+        power of two, or more slots than a ciphertext holds. Raised before
+        anything is allocated.
     """
-    est = unwrap_network(estimator)
-    if not hasattr(est, "network_"):
-        from sklearn.exceptions import NotFittedError
-
-        if not hasattr(est, "_fine_tune"):
-            raise TypeError(
-                f"{type(est).__name__} is not a skhepex network; tiles and encrypted "
-                "inference need MLPClassifier, MLPRegressor, Autoencoder or CNNClassifier "
-                "from skhepex (alone, last in a Pipeline, or inside an HEPEx).")
-        raise NotFittedError(
-            f"{type(estimator).__name__} is not a fitted skhepex network (or a "
-            "Pipeline/HEPEx ending in one); call fit first."
-        )
-    return est
-
-
-def default_tile_shape(estimator):
-    """The tile shape an estimator was pruned for, if it carries one."""
-    est = estimator
-    for _ in range(10):
-        if hasattr(est, "tile_shape") and not hasattr(est, "network_"):
-            return tuple(est.tile_shape)
-        if hasattr(est, "steps") and hasattr(est, "named_steps"):
-            est = est.steps[-1][1]
-        else:
-            break
-    return None
-
-
-def _check_tile_shape(tile_shape):
-    try:
-        t1, t2 = (int(v) for v in tile_shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"tile_shape must be a pair of positive ints; got {tile_shape!r}.")
+    pair = None
+    if not isinstance(tile_shape, (str, bytes)):
+        try:
+            pair = tuple(tile_shape)
+        except TypeError:
+            pair = None
+    if pair is None or len(pair) != 2:
+        raise ValueError(f"tile_shape must be a pair (t1, t2) of ints; got {tile_shape!r}.")
+    for v in pair:
+        if not isinstance(v, Integral) or isinstance(v, (bool, np.bool_)):
+            raise ValueError(
+                f"tile_shape must be a pair (t1, t2) of ints; got {tile_shape!r} "
+                f"(element {v!r} of type {type(v).__name__}).")
+    t1, t2 = int(pair[0]), int(pair[1])
     if t1 < 1 or t2 < 1 or t1 & (t1 - 1) or t2 & (t2 - 1):
         raise ValueError(
             f"tile_shape must be a pair of powers of two (the HE engine sums inside a tile "
             f"with rotations by powers of two); got {tile_shape!r}.")
+    if t1 * t2 > MAX_TILE_SLOTS:
+        raise ValueError(
+            f"tile_shape {(t1, t2)} has {t1 * t2} slots, more than the {MAX_TILE_SLOTS} slots "
+            "of the largest CKKS ciphertext at 128-bit security (N=32768); a tile must fit "
+            "in one ciphertext.")
     return t1, t2
+
+
+def layer_orientation(index):
+    """Orientation of weight layer ``index``: the alternation rule.
+
+    Parameters
+    ----------
+    index : int
+        Weight-layer (stage) index, from 0.
+
+    Returns
+    -------
+    orientation : {"W", "WT"}
+        ``"W"`` for even ``index`` (the (out, in) matrix is cut into
+        ``(t1, t2)`` blocks), ``"WT"`` for odd ``index`` (its transpose is).
+    """
+    return "W" if int(index) % 2 == 0 else "WT"
+
+
+def block_shape(orientation, tile_shape):
+    """Tile block in (out, in) matrix coordinates for an orientation.
+
+    Parameters
+    ----------
+    orientation : {"W", "WT"}
+        Layer orientation, see :func:`layer_orientation`.
+    tile_shape : tuple of int (t1, t2)
+        Tile shape.
+
+    Returns
+    -------
+    block : tuple of int
+        ``(t1, t2)`` for ``"W"``, ``(t2, t1)`` for ``"WT"``.
+    """
+    t1, t2 = tile_shape
+    if orientation == "W":
+        return (int(t1), int(t2))
+    if orientation == "WT":
+        return (int(t2), int(t1))
+    raise ValueError(f"orientation must be 'W' or 'WT'; got {orientation!r}.")
 
 
 def _contiguous_groups(n_units, unit_size, block):
@@ -247,9 +259,11 @@ class TileLayout:
     Parameters
     ----------
     estimator : estimator
-        A fitted skhepex network, or a Pipeline / HEPEx ending in one.
+        A fitted skhepex network, or a Pipeline / HEPEx ending in one (see
+        :func:`skhepex.estimators.get_network`).
     tile_shape : tuple of int (t1, t2), default=None
-        Tile shape; defaults to the ``tile_shape`` of an ``HEPEx``, else (8, 8).
+        Tile shape; defaults to the one ``estimator`` carries (an ``HEPEx``'s,
+        see :func:`skhepex.estimators.get_tile_shape`), else (8, 8).
 
     Attributes
     ----------
@@ -263,9 +277,9 @@ class TileLayout:
 
     def __init__(self, estimator, tile_shape=None):
         if tile_shape is None:
-            tile_shape = default_tile_shape(estimator) or (8, 8)
-        self.tile_shape = _check_tile_shape(tile_shape)
-        self.estimator = final_network(estimator)
+            tile_shape = get_tile_shape(estimator) or DEFAULT_TILE_SHAPE
+        self.tile_shape = check_tile_shape(tile_shape)
+        self.estimator = get_network(estimator)
         net = self.estimator.network_
         self.stages = net.stages()
         self._matrices = None
@@ -273,13 +287,12 @@ class TileLayout:
 
     @staticmethod
     def orientation(index):
-        """Orientation of weight layer ``index``: ``"W"`` for even, ``"WT"`` for odd."""
-        return "W" if index % 2 == 0 else "WT"
+        """Orientation of weight layer ``index`` (see :func:`layer_orientation`)."""
+        return layer_orientation(index)
 
     def block_shape(self, index):
-        """Tile block of weight layer ``index`` in (out, in) coordinates."""
-        t1, t2 = self.tile_shape
-        return (t1, t2) if index % 2 == 0 else (t2, t1)
+        """Tile block of weight layer ``index``, (out, in) coordinates (:func:`block_shape`)."""
+        return block_shape(layer_orientation(index), self.tile_shape)
 
     def matrices(self):
         """The (matrix, bias) of every stage, as the HE engine multiplies them."""
@@ -400,7 +413,8 @@ def tile_report(estimator, tile_shape=None):
     estimator : estimator
         A fitted skhepex network, or a Pipeline / HEPEx ending in one.
     tile_shape : tuple of int (t1, t2), default=None
-        Tile shape; defaults to the ``HEPEx``'s, else (8, 8).
+        Tile shape; defaults to the one ``estimator`` carries (an
+        ``HEPEx``'s), else (8, 8).
 
     Returns
     -------

@@ -6,7 +6,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from skhepex import Autoencoder, CNNClassifier, MLPClassifier, tile_report
-from skhepex.tiling import TileLayout
+from skhepex.tiling import TileLayout, block_shape, check_tile_shape, layer_orientation
 
 
 def _fit_mlp(sizes, n_features=13, n_classes=3, seed=0):
@@ -121,3 +121,90 @@ def test_foreign_estimator_gets_type_error(digits):
     X, _, y, _ = digits
     with pytest.raises(TypeError, match="not a skhepex network"):
         tile_report(LogisticRegression(max_iter=50).fit(X, y), (8, 8))
+
+
+# ------------------------------------------------------------ check_tile_shape
+@pytest.mark.parametrize("shape", [(8, 8), (1, 1), (np.int64(4), np.int32(16)),
+                                   np.array([2, 8]), [16, 1024], (128, 128)])
+def test_check_tile_shape_accepts(shape):
+    t = check_tile_shape(shape)
+    assert t == tuple(int(v) for v in shape)
+    assert all(type(v) is int for v in t)
+
+
+@pytest.mark.parametrize("shape, match", [
+    ((8,), "pair"), ((8, 8, 8), "pair"), (8, "pair"), (None, "pair"), ("big", "pair"),
+    ("ab", "pair"), (("a", "b"), "ints"), ((True, True), "ints"),
+    ((np.bool_(True), 8), "ints"), ((8.5, 8), "ints"), ((8.0, 8), "ints"),
+    ((0, 8), "powers of two"), ((-4, 8), "powers of two"), ((3, 8), "powers of two"),
+    ((256, 128), "16384"), ((1, 2 ** 15), "16384"), ((2 ** 40, 2 ** 40), "16384"),
+])
+def test_check_tile_shape_refuses(shape, match):
+    with pytest.raises(ValueError, match="tile_shape") as info:
+        check_tile_shape(shape)
+    assert match in str(info.value)
+
+
+def test_orientation_and_block_shape_rule():
+    assert [layer_orientation(i) for i in range(4)] == ["W", "WT", "W", "WT"]
+    assert block_shape("W", (4, 8)) == (4, 8)
+    assert block_shape("WT", (4, 8)) == (8, 4)
+    with pytest.raises(ValueError, match="orientation"):
+        block_shape("T", (4, 8))
+    clf, _, _ = _fit_mlp((9, 5))
+    layout = TileLayout(clf, (4, 2))
+    for i, lt in enumerate(layout.layers):
+        assert lt.orientation == layer_orientation(i) == layout.orientation(i)
+        assert lt.block_shape == block_shape(lt.orientation, (4, 2)) == layout.block_shape(i)
+
+
+# ---------------------------------------------------------- wrapper protocol
+class _Wrapper:
+    """A minimal third-party wrapper implementing the skhepex protocol."""
+
+    def __init__(self, inner, tile_shape):
+        self.inner = inner
+        self.tile_shape = tile_shape
+
+    def __skhepex_network__(self):
+        return self.inner
+
+    def __skhepex_tile_shape__(self):
+        return self.tile_shape
+
+
+def test_report_uses_protocol_tile_shape():
+    clf, _, _ = _fit_mlp((7,))  # 13 -> 7 -> 3
+    rep = tile_report(_Wrapper(clf, (4, 8)))
+    assert rep.tile_shape == (4, 8)
+    assert [r["n_tiles"] for r in rep.layers] == [4, 2]
+    # an explicit tile shape wins over the carried one
+    assert tile_report(_Wrapper(clf, (4, 8)), (8, 8)).tile_shape == (8, 8)
+    # a wrapper carrying no tile shape gets the default, and wrappers nest in pipelines
+    assert tile_report(_Wrapper(clf, None)).tile_shape == (8, 8)
+    pipe = make_pipeline(MinMaxScaler(), _Wrapper(clf, (2, 4)))
+    assert TileLayout(pipe).tile_shape == (2, 4)
+    assert TileLayout(pipe).estimator is clf
+    # a bad carried tile shape is refused clearly
+    with pytest.raises(ValueError, match="powers of two"):
+        tile_report(_Wrapper(clf, (3, 8)))
+
+
+def test_report_on_pipeline_default_shape(digits):
+    X, _, y, _ = digits
+    clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=1, random_state=0)
+    pipe = make_pipeline(MinMaxScaler(), clf).fit(X, y)
+    rep = tile_report(pipe)
+    assert rep.tile_shape == (8, 8)
+    assert rep.n_tiles == tile_report(clf, (8, 8)).n_tiles == 32 + 8
+    assert TileLayout(pipe).estimator is clf
+
+
+def test_unfitted_wrapper_and_foreign_network():
+    from sklearn.exceptions import NotFittedError
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    with pytest.raises(NotFittedError, match="_Wrapper"):
+        tile_report(_Wrapper(MLPClassifier(), (8, 8)))
+    with pytest.raises(TypeError, match="skhepex.MLPClassifier"):
+        tile_report(make_pipeline(MinMaxScaler(), SkMLP()), (8, 8))

@@ -10,11 +10,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from ..nn.activations import ACTIVATIONS, Activation
 from ..nn.optimizers import make_optimizer
+from .contract import NetworkMixin
 
 logger = logging.getLogger("skhepex")
 
@@ -23,11 +24,13 @@ logger = logging.getLogger("skhepex")
 MAX_GRAD_NORM = 10.0
 
 
-class BaseNetwork(BaseEstimator):
+class BaseNetwork(NetworkMixin, BaseEstimator):
     """Base class of the NumPy network estimators (not for direct use).
 
-    Subclasses define ``_build_network(rng)``, ``_prepare_targets`` and the
-    output loss. Fitted networks expose ``coefs_``, ``intercepts_`` and
+    Implements the training loop and the shared parts of the network contract
+    (:class:`~skhepex.estimators.NetworkMixin`). Subclasses define
+    ``_build_network(X, T, rng)``, ``_target_matrix``, ``_loss``, ``_head``
+    and ``fit``. Fitted networks expose ``coefs_``, ``intercepts_`` and
     ``masks_`` (lists over weight layers) as views on ``network_``.
     """
 
@@ -124,7 +127,7 @@ class BaseNetwork(BaseEstimator):
         """Run ``max_iter`` epochs of masked mini-batch training on (X, T).
 
         ``T`` is the prepared network target (one-hot for classifiers). Used by
-        ``fit``, ``partial_fit`` and by the pruning steps for fine-tuning: masked
+        ``fit``, ``partial_fit`` and ``fine_tune`` (the pruning steps): masked
         weights receive no gradient and are reset to exactly zero after every
         update.
         """
@@ -238,17 +241,12 @@ class BaseNetwork(BaseEstimator):
         return self._train(X, T, 1 if incremental else self.max_iter,
                            incremental=incremental, rng=rng)
 
-    def _fine_tune(self, X, y, max_iter, random_state=None):
-        """Continue training a fitted network for ``max_iter`` epochs, masks fixed.
+    def _continue_training(self, X, T, max_iter, random_state=None):
+        """Training loop of :meth:`fine_tune` on prepared ``(X, T)``.
 
         A fresh optimizer is used (the pruning steps change the weights under
-        it); early stopping follows the estimator's setting. Used by the
-        pruning steps; returns ``self``.
+        it); early stopping follows the estimator's setting.
         """
-        check_is_fitted(self)
-        if max_iter <= 0:
-            return self
-        X, T = self._prepare_fine_tune(X, y)
         self._optimizer = make_optimizer(self.solver, self.network_.params(),
                                          self.learning_rate_init)
         self._no_improvement_count = 0
@@ -260,8 +258,14 @@ class BaseNetwork(BaseEstimator):
             warnings.simplefilter("ignore", ConvergenceWarning)
             return self._train(X, T, max_iter, rng=rng)
 
-    def _forward(self, X):
-        return self.network_.forward(X)
+    def _check_input(self, X):
+        """``X`` validated for the fitted network: float64, finite, original order."""
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=np.float64)
+
+    def _transform_stages(self):
+        # transform is the input of the last weight layer: every stage but the last
+        return self.n_stages_ - 1
 
     def _forward_upto_last(self, X):
         """Input of the last weight layer (the penultimate representation)."""

@@ -108,16 +108,34 @@ class Autoencoder(TransformerMixin, BaseNetwork):
         return self._fit(X, T)
 
     def partial_fit(self, X, y=None):
-        """Run one epoch of training; see :meth:`fit`."""
+        """Run one epoch of training; see :meth:`fit`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs (noisy inputs for a denoising autoencoder).
+        y : array-like of shape (n_samples, n_outputs), default=None
+            Reconstruction targets; defaults to ``X``.
+
+        Returns
+        -------
+        self : Autoencoder
+            Updated estimator.
+        """
         first = not self._is_fitted()
         if first:
             self._validate_params()
         X = validate_data(self, X, reset=first, dtype=np.float64)
         return self._fit(X, self._targets(X, y), incremental=True)
 
-    def _prepare_fine_tune(self, X, y):
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        return X, self._targets(X, y)
+    def _target_matrix(self, X, y):
+        return self._targets(X, y)
+
+    def _head(self, out, method):
+        return out  # the reconstruction, as is
+
+    def _transform_stages(self):
+        return int(self.code_layer_) + 1  # the encoder: up to the code layer
 
     def _code_index(self):
         """Layer index just after the code layer's activation."""
@@ -138,9 +156,9 @@ class Autoencoder(TransformerMixin, BaseNetwork):
         code : ndarray of shape (n_samples, n_code)
             The code.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        return self.network_.forward(X, upto=self._code_index())
+        X = self._check_input(X)
+        return self.output_head(self.network_.forward(X, upto=self._code_index()),
+                                "transform")
 
     def inverse_transform(self, X):
         """Decode codes back to the input space.
@@ -164,18 +182,22 @@ class Autoencoder(TransformerMixin, BaseNetwork):
             raise ValueError(f"Expected codes of shape (n_samples, {n_code}); got {code.shape}.")
         for layer in net.layers[start:]:
             code = layer.forward(code)
-        if net.output_perm is not None:
-            code = code[:, np.argsort(net.output_perm)]
-        return code
+        return self.output_head(code, "predict")
 
     def predict(self, X):
-        """Reconstruct ``X`` (encode then decode), shape (n_samples, n_outputs)."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        return self._forward(X)
+        """Reconstruct ``X`` (encode then decode).
 
-    def _raw_outputs(self, X):
-        return self.predict(X)
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs (noisy inputs for a denoising autoencoder).
+
+        Returns
+        -------
+        X_rec : ndarray of shape (n_samples, n_outputs)
+            Reconstructions.
+        """
+        return self.output_head(self._raw_forward(X), "predict")
 
     def score(self, X, y=None, sample_weight=None):
         """R² of the reconstruction of ``y`` (``X`` when None) from ``X``.

@@ -162,18 +162,32 @@ class CNNClassifier(MLPClassifier):
             del self._pending_shape
 
     def partial_fit(self, X, y, classes=None):
-        """Run one epoch of training; see :meth:`fit`."""
+        """Run one epoch of training; see :meth:`fit`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, C, H, W) or (n_samples, n_features)
+            Training images.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        classes : array-like, default=None
+            All classes; required on the first call.
+
+        Returns
+        -------
+        self : CNNClassifier
+            Updated estimator.
+        """
         X, self._pending_shape = self._flatten_input(X, check=False)
         try:
             return super().partial_fit(X, y, classes=classes)
         finally:
             del self._pending_shape
 
-    def _prepare_fine_tune(self, X, y):
-        return super()._prepare_fine_tune(self._flatten_input(X)[0], y)
-
-    def _raw_outputs(self, X):
-        return super()._raw_outputs(self._flatten_input(X)[0])
+    def _check_input(self, X):
+        # 4-D images are flattened channel-major (the order the stages use)
+        check_is_fitted(self)
+        return super()._check_input(self._flatten_input(X)[0])
 
     def transform(self, X):
         """Penultimate features (input of the output layer).
@@ -188,5 +202,4 @@ class CNNClassifier(MLPClassifier):
         H : ndarray of shape (n_samples, n_hidden)
             Features fed to the output layer.
         """
-        check_is_fitted(self)
-        return super().transform(self._flatten_input(X)[0])
+        return super().transform(X)

@@ -4,7 +4,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, TransformerMixin
 from sklearn.utils import TransformerTags
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
 from ..nn.layers import Dense
 from ..nn.losses import softmax, softmax_cross_entropy, squared_error
@@ -90,9 +90,8 @@ class _MLPMixin:
         H : ndarray of shape (n_samples, n_hidden)
             Representation fed to the output layer.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False)
-        return self._forward_upto_last(X)
+        X = self._check_input(X)
+        return self.output_head(self._forward_upto_last(X), "transform")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -129,6 +128,7 @@ class MLPClassifier(_MLPMixin, ClassifierMixin, TransformerMixin, BaseNetwork):
     """
 
     _is_classifier = True
+    _head_methods = ("predict", "predict_proba", "predict_log_proba", "decision_function")
 
     def __init__(self, hidden_layer_sizes=(100,), activation="square", *, poly_coefs=None,
                  poly_trainable=False, solver="adam", alpha=1e-4, batch_size="auto",
@@ -221,18 +221,26 @@ class MLPClassifier(_MLPMixin, ClassifierMixin, TransformerMixin, BaseNetwork):
         X, y = self._validate_fit(X, y, reset=first)
         return self._fit(X, self._onehot(y), incremental=True)
 
-    def _prepare_fine_tune(self, X, y):
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+    def _target_matrix(self, X, y):
+        if y is None:
+            raise ValueError(f"{type(self).__name__} needs the class labels y.")
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:  # column vector, as fit accepts
             y = y.ravel()
-        return X, self._onehot(y)
+        if y.ndim != 1 or y.shape[0] != X.shape[0]:
+            raise ValueError(f"y must hold one label per sample of X ({X.shape[0]}); "
+                             f"got shape {y.shape}.")
+        return self._onehot(y)
 
-    def _raw_outputs(self, X):
-        """Network outputs (one logit per class), shape (n_samples, n_classes)."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        return self._forward(X)
+    def _head(self, out, method):
+        if method == "predict":
+            return self.classes_[np.argmax(out, axis=1)]
+        if method == "decision_function":
+            return out[:, 1] - out[:, 0] if out.shape[1] == 2 else out
+        proba = softmax(out)
+        if method == "predict_log_proba":
+            return np.log(np.clip(proba, 1e-300, None))
+        return proba
 
     def decision_function(self, X):
         """Confidence scores: logits, or their difference for two classes.
@@ -248,24 +256,52 @@ class MLPClassifier(_MLPMixin, ClassifierMixin, TransformerMixin, BaseNetwork):
             Logits; for binary problems ``logit[1] - logit[0]`` (positive means
             ``classes_[1]``), as scikit-learn's convention.
         """
-        return self._postprocess_decision(self._raw_outputs(X))
-
-    @staticmethod
-    def _postprocess_decision(raw):
-        return raw[:, 1] - raw[:, 0] if raw.shape[1] == 2 else raw
+        return self.output_head(self._raw_forward(X), "decision_function")
 
     def predict_proba(self, X):
-        """Class probabilities, shape (n_samples, n_classes)."""
-        return softmax(self._raw_outputs(X))
+        """Class probabilities: softmax of the logits.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probability of each class of ``classes_``.
+        """
+        return self.output_head(self._raw_forward(X), "predict_proba")
 
     def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba`."""
-        return np.log(np.clip(self.predict_proba(X), 1e-300, None))
+        """Logarithm of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log-probability of each class of ``classes_``.
+        """
+        return self.output_head(self._raw_forward(X), "predict_log_proba")
 
     def predict(self, X):
-        """Predicted class labels, shape (n_samples,)."""
-        scores = self._raw_outputs(X)
-        return self.classes_[np.argmax(scores, axis=1)]
+        """Predicted class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            The class of highest logit.
+        """
+        return self.output_head(self._raw_forward(X), "predict")
 
 
 class MLPRegressor(_MLPMixin, RegressorMixin, TransformerMixin, BaseNetwork):
@@ -373,20 +409,30 @@ class MLPRegressor(_MLPMixin, RegressorMixin, TransformerMixin, BaseNetwork):
                              y_numeric=True, dtype=np.float64)
         return self._fit(X, self._targets(y, reset=first), incremental=True)
 
-    def _prepare_fine_tune(self, X, y):
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+    def _target_matrix(self, X, y):
+        if y is None:
+            raise ValueError(f"{type(self).__name__} needs the targets y.")
         y = np.asarray(y, dtype=np.float64)
-        return X, (y.reshape(-1, 1) if y.ndim == 1 else y)
+        T = y.reshape(-1, 1) if y.ndim == 1 else y
+        if T.ndim != 2 or T.shape[0] != X.shape[0] or T.shape[1] != self.n_outputs_:
+            raise ValueError(f"y must have shape ({X.shape[0]},) or ({X.shape[0]}, "
+                             f"{self.n_outputs_}); got {y.shape}.")
+        return T
 
-    def _raw_outputs(self, X):
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        return self._forward(X)
+    def _head(self, out, method):
+        return out.ravel() if self._y_1d else out
 
     def predict(self, X):
-        """Predicted targets, shape (n_samples,) or (n_samples, n_outputs)."""
-        return self._postprocess(self._raw_outputs(X))
+        """Predicted targets.
 
-    def _postprocess(self, out):
-        """Map raw network outputs to :meth:`predict`'s format."""
-        return out.ravel() if self._y_1d else out
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Predictions; 1-D when the network was fitted on a 1-D ``y``.
+        """
+        return self.output_head(self._raw_forward(X), "predict")

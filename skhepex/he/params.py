@@ -38,7 +38,10 @@ __all__ = [
     "CKKSParams",
     "MAX_LOG_Q",
     "MIN_SCALE_BITS",
+    "check_security",
     "choose_params",
+    "prime_values",
+    "resolve_params",
     "validate_params",
 ]
 
@@ -266,3 +269,95 @@ def choose_params(depth: int, min_slots: int = 1, *, min_scale_bits: int = MIN_S
             s -= 1
     raise ValueError(f"no secure CKKS parameters for depth {depth} with scale >= "
                      f"{min_scale_bits} bits up to N=32768")
+
+
+_PRIMES = {}
+
+
+def prime_values(params: CKKSParams):
+    """Values of the data primes q0..qL that SEAL generates for ``params``.
+
+    SEAL's ``CoeffModulus.Create`` is deterministic; the result is cached per
+    parameter set.  (Imports TenSEAL's SEAL bindings on first use.)
+
+    Parameters
+    ----------
+    params : CKKSParams
+
+    Returns
+    -------
+    primes : list of int
+        The data primes (the special prime excluded).
+    """
+    key = (params.poly_modulus_degree, params.coeff_mod_bit_sizes)
+    if key not in _PRIMES:
+        import tenseal.sealapi as sealapi
+
+        mods = sealapi.CoeffModulus.Create(params.poly_modulus_degree,
+                                           list(params.coeff_mod_bit_sizes))
+        _PRIMES[key] = [m.value() for m in mods][:-1]
+    return list(_PRIMES[key])
+
+
+def resolve_params(depth, tile_shape, poly_modulus_degree="auto", coeff_mod_bit_sizes="auto",
+                   scale_bits="auto", security_level=128):
+    """CKKS parameters from user settings: "auto" parts are chosen, explicit ones validated.
+
+    Parameters
+    ----------
+    depth : int
+        Multiplicative depth the network needs.
+    tile_shape : (int, int)
+        Tile shape (a ciphertext must hold ``t1 * t2`` slots).
+    poly_modulus_degree : int or "auto", default="auto"
+        Ring dimension N.
+    coeff_mod_bit_sizes : sequence of int or "auto", default="auto"
+        Primes of the coefficient modulus, the special prime last.
+    scale_bits : int or "auto", default="auto"
+        log2 of the scale.
+    security_level : int, default=128
+        Only 128 is supported.
+
+    Returns
+    -------
+    params : CKKSParams
+
+    Raises
+    ------
+    ValueError
+        Insecure or insufficient explicit parameters, or another security level.
+    """
+    if security_level != 128:
+        raise ValueError(f"security_level={security_level!r} is not supported: only 128-bit "
+                         f"security (HE standard bounds) is implemented")
+    slots = int(tile_shape[0]) * int(tile_shape[1])
+    if coeff_mod_bit_sizes != "auto":
+        bits = tuple(int(b) for b in coeff_mod_bit_sizes)
+        if len(bits) < 2:
+            raise ValueError(f"coeff_mod_bit_sizes={list(bits)} needs at least 2 primes "
+                             "(one data prime and the special prime, last)")
+        if poly_modulus_degree == "auto":
+            n = next((k for k in sorted(MAX_LOG_Q) if k >= 8192 and sum(bits) <= MAX_LOG_Q[k]
+                      and k // 2 >= slots), 8192)
+        else:
+            n = int(poly_modulus_degree)
+        s = (min(bits[1:-1]) if len(bits) > 2 else bits[0] - 10) if scale_bits == "auto" \
+            else int(scale_bits)
+        if scale_bits == "auto" and len(bits) > 2 and s >= bits[0]:
+            raise ValueError(
+                f"coeff_mod_bit_sizes={list(bits)}: the scale is taken from the middle primes "
+                f"({s} bits), which leaves the first prime ({bits[0]} bits) no room for the "
+                f"integer part of the results; use a first prime larger than the middle ones "
+                f"(e.g. {[s + 9] + list(bits[1:])}) or pass scale_bits")
+        return validate_params(CKKSParams(n, bits, s), depth=depth, min_slots=slots)
+    kw = {}
+    if poly_modulus_degree != "auto":
+        kw["min_poly_modulus_degree"] = int(poly_modulus_degree)
+    if scale_bits != "auto":
+        kw["min_scale_bits"] = kw["max_scale_bits"] = int(scale_bits)
+    p = choose_params(depth, slots, **kw)
+    if poly_modulus_degree != "auto" and p.poly_modulus_degree != int(poly_modulus_degree):
+        raise ValueError(f"depth {depth} does not fit poly_modulus_degree="
+                         f"{poly_modulus_degree} at 128-bit security with the requested scale; "
+                         f"use a larger poly_modulus_degree or 'auto'")
+    return p

@@ -1,51 +1,50 @@
-"""HEPredictor: encrypted CKKS inference of a fitted skhepex network.
+"""HEPredictor: encrypted CKKS inference of a fitted skhepex network (orchestration).
 
-The client (key owner) preprocesses, permutes and encrypts; the server
-(:class:`~skhepex.he.engine.ServerModel`: public context, Galois/relin keys,
-packed model) evaluates; the client decrypts, un-permutes and post-processes.
+The client (key owner) preprocesses and encodes (:meth:`NetworkMixin.encode_input`)
+and encrypts; the server (:class:`~skhepex.he.server.ServerModel`: public
+context, Galois/relin keys, packed model) evaluates; the client decrypts and
+applies the network's output head (:meth:`NetworkMixin.output_head`).
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier, is_regressor
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
-from ..nn.losses import softmax
 from .._tags import delegate_tags
-from ..tiling import default_tile_shape, final_network, unwrap_network
-from .engine import (Client, EncryptedResult, PlainSimulator,
-                     _pack, _plan_from_payload, _plan_to_payload, _unpack, compile_stages,
-                     required_depth)
-from .params import check_security
-from .report import HECostReport, build_stages, choose_tile_shape, resolve_params, unit_costs
+from ..estimators import get_network, get_tile_shape
+from ..tiling import check_tile_shape
+from .compiler import compile_stages, required_depth
+from .costs import unit_costs
+from .params import check_security, resolve_params
+from .planner import choose_tile_shape
+from .report import HECostReport
+from .serialization import plan_from_bytes, plan_to_bytes
+from .simulator import PlainSimulator
+from .stages import build_stages
 
 __all__ = ["HEPredictor"]
 
 logger = logging.getLogger("skhepex")
 
 
-def _network_has(attr):
+def _network_has(method):
     def check(self):
-        net = unwrap_network(self.estimator_ if hasattr(self, "estimator_") else self.estimator)
-        if attr == "classes_":
+        net = get_network(self.estimator_ if hasattr(self, "estimator_") else self.estimator,
+                          fitted=False)
+        if method == "classes_":
             return is_classifier(net)
-        return hasattr(net, attr)
+        return hasattr(net, method)
     return check
-
-
-def _stage_count_for_transform(net_est, n_stages):
-    """Stages of the network's ``transform``: encoder for an autoencoder, else all but last."""
-    if hasattr(net_est, "code_layer_"):
-        return int(net_est.code_layer_) + 1
-    return n_stages - 1
 
 
 class HEPredictor(MetaEstimatorMixin, BaseEstimator):
@@ -58,9 +57,10 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
     multiplied), chooses 128-bit-secure CKKS parameters from the multiplicative
     depth and creates the keys -- only the Galois keys the network needs.
     ``predict`` and friends then run end to end on encrypted data:
-    preprocessing -> input permutation -> encryption (samples batched into the
-    free slots) -> server evaluation -> decryption -> output un-permutation ->
-    post-processing.
+    preprocessing -> input encoding -> encryption (samples batched into the
+    free slots) -> server evaluation -> decryption -> output head, streamed
+    one round trip at a time (memory is bounded by one round trip, not by the
+    number of samples).
 
     Parameters
     ----------
@@ -69,13 +69,13 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
         ``CNNClassifier``), an ``HEPEx``, or a ``Pipeline`` ending in one.  Its
         activations must be polynomials (``"square"`` or ``"poly"``).
     prefit : bool, default=False
-        Use ``estimator`` as fitted (no cloning, no training); ``fit()`` then
-        takes no data.
+        Use a copy of the fitted ``estimator`` (no training); ``fit()`` then
+        takes no data.  A :class:`sklearn.frozen.FrozenEstimator` is accepted.
     tile_shape : (int, int) or "auto", default="auto"
         ``(t1, t2)``, powers of two.  ``"auto"``: the ``HEPEx``'s tile shape when
         there is one (pruning and packing must agree), else the shape with the
         lowest predicted latency per sample (see
-        :func:`~skhepex.he.report.choose_tile_shape`).
+        :func:`~skhepex.he.planner.choose_tile_shape`).
     poly_modulus_degree : int or "auto", default="auto"
         Ring dimension N.
     coeff_mod_bit_sizes : tuple of int or "auto", default="auto"
@@ -91,25 +91,25 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
         against the server): products become ciphertext x ciphertext.  The
         tile sparsity pattern, masks and activation coefficients stay visible.
     batch_size : int or "auto", default="auto"
-        Samples sent per encrypt -> evaluate -> decrypt round trip in
-        ``predict`` (``"auto"``: all samples at once, in full ciphertexts), and
-        the request size the automatic tile shape is optimised for
-        (``"auto"``: full ciphertexts, i.e. throughput).
+        Samples sent per encrypt -> evaluate -> decrypt round trip
+        (``"auto"``: one full ciphertext batch), and the request size the
+        automatic tile shape is optimised for (``"auto"``: full ciphertexts,
+        i.e. throughput).
     n_jobs : int or None, default=None
-        Reserved: evaluation runs in one process (SEAL does not release the GIL,
-        so threads would not help).  Validated; values other than ``None`` or
-        ``1`` log a warning.
+        Reserved: evaluation runs in one process.  Values other than ``None``
+        or ``1`` log a warning.
     mode : {"encrypted", "simulate"}, default="encrypted"
         ``"simulate"`` runs the same packing and op sequence on NumPy slot
-        vectors (:class:`~skhepex.he.engine.PlainSimulator`): no keys, no
-        encryption, exact up to float rounding.
+        vectors (:class:`~skhepex.he.simulator.PlainSimulator`): no keys, no
+        encryption, no SEAL timing (tabulated unit costs), exact up to float
+        rounding.
     verbose : int, default=0
         Log progress (``logging``, logger ``"skhepex"``).
 
     Attributes
     ----------
     estimator_ : estimator
-        The fitted estimator (``estimator`` itself when ``prefit=True``).
+        The fitted estimator (a deep copy of ``estimator`` when ``prefit=True``).
     network_estimator_ : estimator
         The fitted network inside it.
     preprocessor_ : Pipeline or None
@@ -120,30 +120,21 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
         Packed network (client-side copy, plain weights).
     transform_plan_ : CompiledPlan or None
         Packed prefix for ``transform`` (autoencoder code / hidden layer).
-    client_ : Client
+    client_ : Client or None
         Key owner (secret key); ``None`` in simulate mode or after unpickling.
-    server_ : ServerModel
+    server_ : ServerModel or None
         Public context + keys + packed model: what a server receives.
     report_ : HECostReport
-        Op counts, memory and predicted latency; measured latency per layer
-        and per sample after ``predict``.
+        Op counts, memory and predicted latency (see :meth:`measure` for
+        measured latency).
     n_features_in_ : int
 
     Notes
     -----
-    The automatic tile shape optimises throughput for full ciphertexts (with
-    1x1 tiles a ciphertext carries N/2 samples); a request of a few samples
-    then costs as much as a full batch. For small requests pass ``batch_size``
-    (the expected request size) or an explicit ``tile_shape``. Decoding
-    autoencoder codes (``inverse_transform``) is not offered under encryption;
-    decode in plaintext with the network's own ``inverse_transform``.
-
     Pickling drops every secret: ``client_``, ``server_`` and the keys are not
-    pickled (TenSEAL objects do not pickle, and a pickle carrying the secret key
-    by accident would be a leak).  An unpickled predictor keeps the packed plan
-    and the report; in ``"simulate"`` mode it works as is, in ``"encrypted"``
-    mode call :meth:`rekey` to generate fresh keys (ciphertexts made under the
-    old keys cannot be decrypted any more).
+    pickled.  An unpickled predictor keeps the packed plan and the report; in
+    ``"simulate"`` mode it works as is, in ``"encrypted"`` mode call
+    :meth:`rekey` to generate fresh keys.
 
     Examples
     --------
@@ -189,6 +180,19 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
         self.mode = mode
         self.verbose = verbose
 
+    # -------------------------------------------------------------- protocol
+    def __skhepex_network__(self):
+        """The wrapped estimator (fitted copy after ``fit``); see ``skhepex.estimators``."""
+        return self.estimator_ if hasattr(self, "estimator_") else self.estimator
+
+    def __skhepex_tile_shape__(self):
+        """The tile shape the predictor packs with (fitted), or will use (explicit)."""
+        if hasattr(self, "tile_shape_"):
+            return self.tile_shape_
+        if not isinstance(self.tile_shape, str):
+            return check_tile_shape(self.tile_shape)
+        return get_tile_shape(self.estimator)
+
     # ------------------------------------------------------------------ fit
     def _param_kw(self):
         return dict(poly_modulus_degree=self.poly_modulus_degree,
@@ -210,6 +214,7 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
         Returns
         -------
         self : HEPredictor
+            Fitted predictor.
 
         Raises
         ------
@@ -222,7 +227,6 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(f"security_level={self.security_level!r} is not supported: only "
                              f"128-bit security (HE standard bounds) is implemented")
         if self.poly_modulus_degree != "auto" and self.coeff_mod_bit_sizes != "auto":
-            # refuse insecure explicit parameters before anything else uses them
             check_security(self.poly_modulus_degree, self.coeff_mod_bit_sizes)
         if self.n_jobs not in (None, 1):
             if self.n_jobs == 0:
@@ -230,34 +234,34 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
             logger.warning("n_jobs=%s is reserved: HEPredictor evaluates in one process",
                            self.n_jobs)
         if self.prefit:
-            est = self.estimator
+            est = getattr(self.estimator, "estimator", None) \
+                if type(self.estimator).__name__ == "FrozenEstimator" else self.estimator
+            est = copy.deepcopy(est)
         else:
             if X is None:
                 raise ValueError("fit needs X (or pass prefit=True with a fitted estimator)")
             est = clone(self.estimator).fit(X, y, **fit_params)
-        net_est = final_network(est)         # raises NotFittedError if unfitted
+        net = get_network(est)               # TypeError / NotFittedError
         self.estimator_ = est
-        self.network_estimator_ = net_est
+        self.network_estimator_ = net
         self.preprocessor_ = (est[:-1] if isinstance(est, Pipeline) and len(est.steps) > 1
                               else None)
-        self.n_features_in_ = (est.n_features_in_ if hasattr(est, "n_features_in_")
-                               else net_est.network_.weight_layers[0].W.shape[0])
+        self.n_features_in_ = getattr(est, "n_features_in_", None) or net.n_features_in_
         t0 = time.perf_counter()
         self.tile_shape_ = self._resolve_tile_shape(est)
         stages = build_stages(est, self.tile_shape_)
-        depth = required_depth(stages, self.tile_shape_)
-        self.params_ = resolve_params(depth, self.tile_shape_, **self._param_kw())
+        self.params_ = resolve_params(required_depth(stages, self.tile_shape_),
+                                      self.tile_shape_, **self._param_kw())
         self.plan_ = compile_stages(stages, self.tile_shape_, self.params_,
                                     encrypt_weights=self.encrypt_weights)
-        self.transform_plan_ = None
-        if hasattr(net_est, "transform"):
-            k = _stage_count_for_transform(net_est, len(stages))
-            if k >= 1:
-                self.transform_plan_ = compile_stages(stages[:k], self.tile_shape_,
-                                                      self.params_,
-                                                      encrypt_weights=self.encrypt_weights)
+        k = net.n_transform_stages_
+        self.transform_plan_ = (compile_stages(stages[:k], self.tile_shape_, self.params_,
+                                               encrypt_weights=self.encrypt_weights)
+                                if k else None)
         self._setup_backend()
-        self.report_ = HECostReport(self.plan_, unit_costs(self.params_))
+        simulate = self.mode == "simulate"
+        self.report_ = HECostReport(self.plan_, unit_costs(self.params_, measure=not simulate),
+                                    "tabulated" if simulate else "measured")
         if self.verbose:
             logger.info("HEPredictor compiled in %.2f s: tile %s, N=%d, depth %d, %d weight "
                         "tiles packed", time.perf_counter() - t0, self.tile_shape_,
@@ -266,31 +270,27 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
         return self
 
     def _resolve_tile_shape(self, est):
+        carried = get_tile_shape(est)
         if not isinstance(self.tile_shape, str):
-            ts = tuple(int(v) for v in self.tile_shape)
-            if len(ts) != 2:
-                raise ValueError(f"tile_shape must be (t1, t2); got {self.tile_shape!r}")
-            hepex_ts = default_tile_shape(est)
-            if hepex_ts is not None and tuple(hepex_ts) != ts:
+            ts = check_tile_shape(self.tile_shape)
+            if carried is not None and tuple(carried) != ts:
                 logger.warning("tile_shape %s differs from the HEPEx's %s: tiles emptied by "
-                               "pruning may not be empty in this packing", ts, hepex_ts)
+                               "pruning may not be empty in this packing", ts, carried)
             return ts
-        hepex_ts = default_tile_shape(est)
-        if hepex_ts is not None:
-            return tuple(int(v) for v in hepex_ts)
+        if carried is not None:
+            return tuple(carried)
         ts, _ = choose_tile_shape(est, param_kw=self._param_kw(),
                                   encrypt_weights=self.encrypt_weights,
-                                  batch_size=self.batch_size)
+                                  batch_size=self.batch_size, measure=self.mode != "simulate")
         return tuple(ts)
 
     def _setup_backend(self):
         self._servers = {}
+        self.client_ = self.server_ = None
         if self.mode == "simulate":
-            self.client_ = None
-            self.server_ = None
-            self.simulator_ = PlainSimulator(self.plan_)
             return
-        self.simulator_ = None
+        from .client import Client
+
         extra = [self.transform_plan_] if self.transform_plan_ is not None else []
         self.client_ = Client(self.plan_, extra_plans=extra)
         self.server_ = self.client_.server_model(self.plan_, name="predict")
@@ -315,18 +315,14 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
                                "rekey() to generate fresh ones")
 
     def _client_input(self, X):
-        """Preprocess, flatten and permute X on the client (plaintext)."""
+        """Preprocess and encode X on the client (plaintext)."""
         if self.preprocessor_ is not None:
             X = self.preprocessor_.transform(X)
-        net_est = self.network_estimator_
-        if hasattr(net_est, "_flatten_input"):
-            X = net_est._flatten_input(X)[0]
-        X = check_array(X, dtype=np.float64)
+        X = self.network_estimator_.encode_input(X)
         if X.shape[1] != self.plan_.n_features:
             raise ValueError(f"X has {X.shape[1]} features after preprocessing; the network "
                              f"expects {self.plan_.n_features}")
-        perm = net_est.network_.input_perm
-        return X[:, perm] if perm is not None else X
+        return X
 
     def _plan(self, which):
         if which == "transform":
@@ -347,7 +343,7 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
         return self._server("transform")
 
     def encrypt(self, X):
-        """Client side: preprocess, permute and encrypt ``X``.
+        """Client side: preprocess, encode and encrypt ``X``.
 
         Parameters
         ----------
@@ -355,7 +351,7 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
 
         Returns
         -------
-        EncryptedBatch
+        batch : EncryptedBatch
             Ciphertexts (``plan_.batch`` samples each); ``serialize()`` gives bytes.
         """
         self._check_keys()
@@ -374,59 +370,91 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
         Returns
         -------
         raw : ndarray of shape (n_samples, n_outputs)
-            Outputs before softmax/argmax, in the network's original output
-            order (the output permutation is undone); codes for a
-            ``transform_server_`` result.
+            Outputs before the output head, in the network's original output
+            order; codes for a ``transform_server_`` result.
         """
         self._check_keys()
-        if isinstance(result, (bytes, bytearray)):
+        if isinstance(result, (bytes, bytearray, memoryview)):
             result = self.load_result(result)
         which = "transform" if result.tag == "transform" else "predict"
         raw = self.client_.decrypt(result, self._plan(which))
-        return self._unpermute(raw, which)
+        if which == "transform":
+            return raw
+        return self.network_estimator_.network_.unpermute_outputs(raw)
 
     def load_result(self, data):
-        """Load an :class:`EncryptedResult` from bytes with the client's context."""
-        self._check_keys()
-        return EncryptedResult.load(data, self.client_.context)
+        """Load an :class:`EncryptedResult` from untrusted bytes with the client's context.
 
-    def _unpermute(self, raw, which):
-        perm = self.network_estimator_.network_.output_perm
-        if which == "predict" and perm is not None:
-            raw = raw[:, np.argsort(perm)]
-        return raw
+        Parameters
+        ----------
+        data : bytes
+
+        Returns
+        -------
+        result : EncryptedResult
+        """
+        self._check_keys()
+        from .serialization import unpack
+
+        tag = str(unpack(data, "EncryptedResult")[0].get("tag", ""))
+        return self.client_.load_result(data, self._plan("transform" if tag == "transform"
+                                                         else "predict"))
+
+    def _round_trips(self, X, which):
+        """Yield (raw outputs, stats, encrypt s, decrypt s) per round trip."""
+        plan = self._plan(which)
+        if self.mode == "simulate":
+            yield PlainSimulator(plan).predict(X), None, 0.0, 0.0
+            return
+        server = self._server(which)
+        step = plan.batch if self.batch_size == "auto" else int(self.batch_size)
+        for start in range(0, X.shape[0], step):
+            t0 = time.perf_counter()
+            enc = self.client_.encrypt(X[start:start + step], plan)
+            t1 = time.perf_counter()
+            res = server.evaluate(enc)
+            t2 = time.perf_counter()
+            out = self.client_.decrypt(res, plan, n_samples=enc.n_samples)
+            t3 = time.perf_counter()
+            if self.verbose:
+                logger.info("evaluated %d/%d samples", min(start + step, X.shape[0]),
+                            X.shape[0])
+            yield out, res.stats, t1 - t0, t3 - t2
 
     def _raw(self, X, which="predict"):
         self._check_keys()
         Xc = self._client_input(X)
-        plan = self._plan(which)
+        outs = [out for out, *_ in self._round_trips(Xc, which)]
+        return np.vstack(outs) if outs else np.zeros((0, self._plan(which).n_outputs))
+
+    def measure(self, X):
+        """Run encrypted ``predict`` on ``X`` and return the report with measured times.
+
+        Nothing is stored on the predictor (``report_`` is unchanged).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        report : HECostReport
+            ``report_`` with measured seconds per layer and per sample, and
+            client-side encryption/decryption times.
+        """
+        self._check_keys()
         if self.mode == "simulate":
-            return self._unpermute(PlainSimulator(plan).predict(Xc) if which != "predict"
-                                   else self.simulator_.predict(Xc), which)
-        server = self._server(which)
-        step = Xc.shape[0] if self.batch_size == "auto" else int(self.batch_size)
-        step = max(step, 1)
-        outs, t_enc, t_dec, n_batches = [], 0.0, 0.0, 0
-        seconds = np.zeros(len(plan.stages))
-        for start in range(0, Xc.shape[0], step):
-            t0 = time.perf_counter()
-            enc = self.client_.encrypt(Xc[start:start + step])
-            t_enc += time.perf_counter() - t0
-            res = server.evaluate(enc)
-            seconds += [t["seconds"] for t in server.timings_]
-            n_batches += len(enc.batches)
-            t0 = time.perf_counter()
-            outs.append(self.client_.decrypt(res, plan))
-            t_dec += time.perf_counter() - t0
-            if self.verbose:
-                logger.info("evaluated %d/%d samples", min(start + step, Xc.shape[0]),
-                            Xc.shape[0])
-        if which == "predict":
-            timings = [dict(stage=st.name, seconds=float(s))
-                       for st, s in zip(plan.stages, seconds)]
-            self.report_.record_run(timings, Xc.shape[0], n_batches, t_enc, t_dec)
-        raw = np.vstack(outs) if outs else np.zeros((0, plan.n_outputs))
-        return self._unpermute(raw, which)
+            raise RuntimeError("measure needs mode='encrypted' (simulate mode times nothing)")
+        Xc = self._client_input(X)
+        seconds = np.zeros(len(self.plan_.stages))
+        t_enc = t_dec = 0.0
+        n_batches = 0
+        for _, stats, te, td in self._round_trips(Xc, "predict"):
+            seconds += stats["stage_seconds"]
+            n_batches += stats["n_batches"]
+            t_enc, t_dec = t_enc + te, t_dec + td
+        return self.report_.with_measurement(list(seconds), Xc.shape[0], n_batches,
+                                             t_enc, t_dec)
 
     # ------------------------------------------------------------ estimator
     def predict(self, X):
@@ -442,15 +470,9 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
             Class labels (classifiers), targets (regressors) or reconstructions
             (autoencoders), as the plaintext estimator returns them.
         """
-        raw = self._raw(X)
-        net = self.network_estimator_
-        if is_classifier(net):
-            return net.classes_[np.argmax(raw, axis=1)]
-        if hasattr(net, "_postprocess"):
-            return net._postprocess(raw)
-        return raw
+        return self.network_estimator_.output_head(self._raw(X), "predict")
 
-    @available_if(_network_has("classes_"))
+    @available_if(_network_has("predict_proba"))
     def predict_proba(self, X):
         """Class probabilities: softmax of the decrypted logits.
 
@@ -462,9 +484,9 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
         -------
         proba : ndarray of shape (n_samples, n_classes)
         """
-        return softmax(self._raw(X))
+        return self.network_estimator_.output_head(self._raw(X), "predict_proba")
 
-    @available_if(_network_has("classes_"))
+    @available_if(_network_has("predict_log_proba"))
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba` (encrypted end to end).
 
@@ -478,9 +500,9 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
         log_proba : ndarray of shape (n_samples, n_classes)
             Log class probabilities.
         """
-        return np.log(np.clip(self.predict_proba(X), 1e-300, None))
+        return self.network_estimator_.output_head(self._raw(X), "predict_log_proba")
 
-    @available_if(_network_has("classes_"))
+    @available_if(_network_has("decision_function"))
     def decision_function(self, X):
         """Decrypted logits (their difference for two classes).
 
@@ -492,7 +514,7 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
         -------
         scores : ndarray of shape (n_samples, n_classes) or (n_samples,)
         """
-        return self.network_estimator_._postprocess_decision(self._raw(X))
+        return self.network_estimator_.output_head(self._raw(X), "decision_function")
 
     @available_if(_network_has("transform"))
     def transform(self, X):
@@ -506,7 +528,7 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
         -------
         Z : ndarray of shape (n_samples, n_components)
         """
-        return self._raw(X, "transform")
+        return self.network_estimator_.output_head(self._raw(X, "transform"), "transform")
 
     def score(self, X, y=None, sample_weight=None):
         """Score of the encrypted predictions.
@@ -529,12 +551,12 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
         pred = self.predict(X)
         if is_classifier(net):
             return accuracy_score(y, pred, sample_weight=sample_weight)
-        if hasattr(net, "code_layer_"):
-            if y is None or np.asarray(y).ndim == 1:
-                y = self.preprocessor_.transform(X) if self.preprocessor_ is not None else X
-            return r2_score(np.asarray(y, dtype=np.float64), pred,
-                            sample_weight=sample_weight, multioutput="variance_weighted")
-        return r2_score(y, pred, sample_weight=sample_weight)
+        if is_regressor(net):
+            return r2_score(y, pred, sample_weight=sample_weight)
+        if y is None or np.asarray(y).ndim == 1:
+            y = self.preprocessor_.transform(X) if self.preprocessor_ is not None else X
+        return r2_score(np.asarray(y, dtype=np.float64), pred, sample_weight=sample_weight,
+                        multioutput="variance_weighted")
 
     @property
     def classes_(self):
@@ -547,13 +569,12 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
     # ------------------------------------------------------------- pickling
     def __getstate__(self):
         state = dict(self.__dict__)
-        for key in ("client_", "server_", "_servers", "simulator_"):
+        for key in ("client_", "server_", "_servers"):
             state.pop(key, None)
         for key in ("plan_", "transform_plan_"):
             if key in state:    # compact, pickle-free form of the plan (one tile per vector)
                 plan = state.pop(key)
-                state["_packed_" + key] = (None if plan is None
-                                           else _pack("CompiledPlan", *_plan_to_payload(plan)))
+                state["_packed_" + key] = None if plan is None else plan_to_bytes(plan)
         return state
 
     def __setstate__(self, state):
@@ -561,12 +582,9 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
         for key in ("plan_", "transform_plan_"):
             if "_packed_" + key in state:
                 data = state.pop("_packed_" + key)
-                state[key] = None if data is None else _plan_from_payload(
-                    *_unpack(data, "CompiledPlan"))
+                state[key] = None if data is None else plan_from_bytes(data)
         self.__dict__.update(state)
         if "plan_" in state:
             self._servers = {}
             self.client_ = None
             self.server_ = None
-            self.simulator_ = PlainSimulator(self.plan_) if self.mode == "simulate" else None
-

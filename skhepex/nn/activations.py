@@ -1,20 +1,84 @@
-"""Activation functions with their derivatives.
+"""Activation functions: the single registry of their definitions.
 
-Only polynomial activations (``"square"`` and ``"poly"``) can be evaluated
-under CKKS homomorphic encryption; the others are offered for plaintext use and
-comparison.
+Every activation is registered exactly once, in :data:`_REGISTRY`, with its
+forward function, its derivative and -- for the polynomial ones -- its
+coefficients ``(a, b, c)`` of ``a * x**2 + b * x + c``. Everything else reads
+the registry: the :class:`Activation` layer (training and plaintext
+inference), the names :data:`ACTIVATIONS` and :data:`POLYNOMIAL_ACTIVATIONS`,
+and the encrypted inference, which consumes :meth:`Activation.polynomial`.
+
+Only polynomial activations (``"square"``, ``"poly"`` and ``"identity"``) can
+be evaluated under CKKS homomorphic encryption; the others are offered for
+plaintext use and comparison.
 """
 
-import numpy as np
+from typing import Callable, NamedTuple, Optional, Tuple
 
-#: Activations that have an exact polynomial form (usable under HE).
-POLYNOMIAL_ACTIVATIONS = ("square", "poly", "identity")
-#: Every activation name the networks accept.
-ACTIVATIONS = ("square", "poly", "relu", "tanh", "logistic", "identity")
+import numpy as np
 
 #: Default coefficients ``(a, b, c)`` of ``a * x**2 + b * x + c`` for ``"poly"``:
 #: a smooth, ReLU-like quadratic that keeps activations bounded on [-2, 2].
 DEFAULT_POLY_COEFS = (0.125, 0.5, 0.25)
+
+
+class _ActivationDef(NamedTuple):
+    """One registered activation.
+
+    ``forward(x, coefs)`` and ``derivative(x, coefs)`` receive the layer's
+    coefficient array (``None`` unless ``parametric``). ``polynomial`` is the
+    fixed ``(a, b, c)`` of a polynomial activation (the *default* coefficients
+    of a parametric one), ``None`` for a non-polynomial activation.
+    """
+
+    name: str
+    forward: Callable
+    derivative: Callable
+    polynomial: Optional[Tuple[float, float, float]]
+    parametric: bool
+
+
+_REGISTRY = {}
+
+
+def _register(name, forward, derivative, polynomial=None, parametric=False):
+    if name in _REGISTRY:
+        raise ValueError(f"activation {name!r} is already registered")
+    if polynomial is not None:
+        polynomial = tuple(float(v) for v in polynomial)
+        if len(polynomial) != 3:
+            raise ValueError("a polynomial activation has coefficients (a, b, c)")
+    _REGISTRY[name] = _ActivationDef(name, forward, derivative, polynomial, bool(parametric))
+
+
+def _logistic(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _poly_forward(x, coefs):
+    a, b, c = coefs
+    return (a * x + b) * x + c
+
+
+def _poly_derivative(x, coefs):
+    a, b, _ = coefs
+    return 2.0 * a * x + b
+
+
+_register("square", lambda x, coefs: x * x, lambda x, coefs: 2.0 * x,
+          polynomial=(1.0, 0.0, 0.0))
+_register("poly", _poly_forward, _poly_derivative,
+          polynomial=DEFAULT_POLY_COEFS, parametric=True)
+_register("relu", lambda x, coefs: np.maximum(x, 0.0), lambda x, coefs: x > 0)
+_register("tanh", lambda x, coefs: np.tanh(x), lambda x, coefs: 1.0 - np.tanh(x) ** 2)
+_register("logistic", lambda x, coefs: _logistic(x),
+          lambda x, coefs: _logistic(x) * (1.0 - _logistic(x)))
+_register("identity", lambda x, coefs: x, lambda x, coefs: np.ones_like(x),
+          polynomial=(0.0, 1.0, 0.0))
+
+#: Every activation name the networks accept.
+ACTIVATIONS = tuple(_REGISTRY)
+#: Activations that have an exact polynomial form (usable under HE).
+POLYNOMIAL_ACTIVATIONS = tuple(n for n, d in _REGISTRY.items() if d.polynomial is not None)
 
 
 class Activation:
@@ -26,22 +90,33 @@ class Activation:
         One of :data:`ACTIVATIONS`.
     coefs : tuple of float, default=None
         Coefficients ``(a, b, c)`` for ``name="poly"``; ignored otherwise.
+        ``None`` means :data:`DEFAULT_POLY_COEFS`.
     trainable : bool, default=False
         Whether the ``"poly"`` coefficients are learnt by back-propagation.
+
+    Attributes
+    ----------
+    name : str
+        The activation's name.
+    coefs : ndarray of shape (3,) or None
+        Current ``(a, b, c)`` of a ``"poly"`` activation, else ``None``.
+    trainable : bool
+        Whether :attr:`coefs` are trained.
     """
 
     has_weights = False
     kind = "activation"
 
     def __init__(self, name, coefs=None, trainable=False):
-        if name not in ACTIVATIONS:
+        if name not in _REGISTRY:
             raise ValueError(
                 f"Unknown activation {name!r}; expected one of {ACTIVATIONS}."
             )
         self.name = name
-        self.trainable = bool(trainable) and name == "poly"
-        if name == "poly":
-            c = DEFAULT_POLY_COEFS if coefs is None else coefs
+        spec = _REGISTRY[name]
+        self.trainable = bool(trainable) and spec.parametric
+        if spec.parametric:
+            c = spec.polynomial if coefs is None else coefs
             self.coefs = np.asarray(c, dtype=float).copy()
             if self.coefs.shape != (3,):
                 raise ValueError("poly coefficients must be a tuple (a, b, c).")
@@ -51,68 +126,49 @@ class Activation:
         self.grad_coefs = None
 
     @property
+    def _spec(self):
+        return _REGISTRY[self.name]
+
+    @property
     def is_polynomial(self):
         """bool : Whether the activation is a polynomial (HE-compatible)."""
-        return self.name in POLYNOMIAL_ACTIVATIONS
+        return self._spec.polynomial is not None
 
     def polynomial(self):
         """Return ``(a, b, c)`` such that the activation is ``a x^2 + b x + c``.
 
+        This is the accessor the encrypted inference uses: it evaluates exactly
+        this polynomial on ciphertexts.
+
         Returns
         -------
-        coefs : tuple of float or None
-            ``None`` for a non-polynomial activation.
+        coefs : tuple of 3 float or None
+            The coefficients (the current, possibly trained, ones for
+            ``"poly"``); ``None`` for a non-polynomial activation.
         """
-        if self.name == "square":
-            return (1.0, 0.0, 0.0)
-        if self.name == "identity":
-            return (0.0, 1.0, 0.0)
-        if self.name == "poly":
+        spec = self._spec
+        if spec.polynomial is None:
+            return None
+        if spec.parametric:
             return tuple(float(v) for v in self.coefs)
-        return None
+        return spec.polynomial
 
     def forward(self, x, train=False):
-        """Apply the activation to ``x``."""
+        """Apply the activation to ``x`` (cached for :meth:`backward` when ``train``)."""
         if train:
             self._x = x
-        name = self.name
-        if name == "square":
-            return x * x
-        if name == "poly":
-            a, b, c = self.coefs
-            return (a * x + b) * x + c
-        if name == "relu":
-            return np.maximum(x, 0.0)
-        if name == "tanh":
-            return np.tanh(x)
-        if name == "logistic":
-            return 0.5 * (1.0 + np.tanh(0.5 * x))
-        return x
+        return self._spec.forward(x, self.coefs)
 
     def backward(self, grad):
         """Back-propagate ``grad`` through the activation of the last forward."""
         x = self._x
-        name = self.name
-        if name == "square":
-            return grad * 2.0 * x
-        if name == "poly":
-            a, b, _ = self.coefs
-            if self.trainable:
-                axes = tuple(range(x.ndim))
-                self.grad_coefs = np.array(
-                    [np.sum(grad * x * x, axis=axes), np.sum(grad * x, axis=axes),
-                     np.sum(grad, axis=axes)]
-                )
-            return grad * (2.0 * a * x + b)
-        if name == "relu":
-            return grad * (x > 0)
-        if name == "tanh":
-            t = np.tanh(x)
-            return grad * (1.0 - t * t)
-        if name == "logistic":
-            s = 0.5 * (1.0 + np.tanh(0.5 * x))
-            return grad * s * (1.0 - s)
-        return grad
+        if self.trainable:
+            axes = tuple(range(x.ndim))
+            self.grad_coefs = np.array(
+                [np.sum(grad * x * x, axis=axes), np.sum(grad * x, axis=axes),
+                 np.sum(grad, axis=axes)]
+            )
+        return grad * self._spec.derivative(x, self.coefs)
 
     def params(self):
         """Trainable parameter arrays (the ``poly`` coefficients if trainable)."""

@@ -131,17 +131,59 @@ class Network:
         return [layer for layer in self.layers if layer.kind == "activation"]
 
     # -------------------------------------------------------------- forward
-    def forward(self, x, train=False, upto=None):
-        """Forward pass; ``upto`` stops before layer index ``upto``."""
+    def forward(self, x, train=False, upto=None, unpermute=True):
+        """Forward pass on samples in the original feature order.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Input samples, original feature order: :attr:`input_perm` is
+            applied here.
+        train : bool, default=False
+            Cache what :meth:`backward` needs.
+        upto : int, default=None
+            Stop before layer index ``upto`` (``None``: run every layer).
+        unpermute : bool, default=True
+            For a full pass, return the outputs in the original order (see
+            :meth:`unpermute_outputs`); ``False`` returns them in the packed
+            order the last weight layer computes them in.
+
+        Returns
+        -------
+        out : ndarray
+            The outputs (the activations before layer ``upto`` when given).
+        """
         if self.input_perm is not None:
             x = x[:, self.input_perm]
         x = x.reshape((x.shape[0],) + self.input_shape)
         layers = self.layers if upto is None else self.layers[:upto]
         for layer in layers:
             x = layer.forward(x, train=train)
-        if upto is None and self.output_perm is not None:
-            x = x[:, np.argsort(self.output_perm)]
+        if upto is None and unpermute:
+            x = self.unpermute_outputs(x)
         return x
+
+    def unpermute_outputs(self, out):
+        """Undo the output permutation: packed output order to original order.
+
+        The one definition of how :attr:`output_perm` is undone; the
+        estimators' post-processing (:meth:`skhepex.estimators.NetworkMixin.output_head`)
+        and :meth:`forward` both call it.
+
+        Parameters
+        ----------
+        out : ndarray of shape (n_samples, n_outputs)
+            Outputs in the order the last weight layer computes them.
+
+        Returns
+        -------
+        out : ndarray of shape (n_samples, n_outputs)
+            Outputs in the original order (``out`` itself when there is no
+            output permutation).
+        """
+        if self.output_perm is None:
+            return out
+        return out[:, np.argsort(self.output_perm)]
 
     def backward(self, grad):
         """Back-propagate the output gradient; fills every layer's gradients."""

@@ -9,24 +9,27 @@ modified. The tiles are always those of :class:`skhepex.tiling.TileLayout`.
 import copy
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import NotFittedError
 
-from ..tiling import TileLayout, _check_tile_shape
+from ..estimators import check_network
+from ..tiling import TileLayout, check_tile_shape
 
-__all__ = ["BasePruningStep", "tile_norms", "weight_sparsity", "block_l21"]
+__all__ = ["BasePruningStep", "tile_norms", "weight_sparsity", "block_l21",
+           "remove_dead_units", "sparsity_schedule", "n_to_drop", "drop_lowest",
+           "keep_best", "split_like"]
 
 
-def _check_network(estimator):
-    """Raise unless ``estimator`` is a fitted skhepex network."""
-    if not hasattr(estimator, "network_") or not hasattr(estimator, "_fine_tune"):
-        if hasattr(estimator, "_fine_tune"):
-            raise NotFittedError(
-                f"This {type(estimator).__name__} instance is not fitted yet; the "
-                "pruning steps need a fitted network.")
-        raise TypeError(
-            "The pruning steps work on fitted skhepex networks (MLPClassifier, "
-            f"MLPRegressor, Autoencoder, CNNClassifier); got {type(estimator).__name__}.")
+def _check_input_network(estimator):
+    """Raise unless ``estimator`` is a fitted skhepex network (message names the steps)."""
+    try:
+        check_network(estimator, fitted=True)
+    except NotFittedError as exc:
+        raise NotFittedError(
+            f"This {type(estimator).__name__} instance is not fitted yet; the "
+            "pruning steps need a fitted network.") from exc
+    except TypeError as exc:
+        raise TypeError(f"The pruning steps work on fitted skhepex networks. {exc}") from exc
 
 
 def tile_norms(layout, index):
@@ -35,9 +38,9 @@ def tile_norms(layout, index):
     Parameters
     ----------
     layout : TileLayout
-        The tiling.
+        Tiling of a fitted network.
     index : int
-        Weight-layer index.
+        Position of the layer in ``layout.layers``.
 
     Returns
     -------
@@ -55,6 +58,16 @@ def block_l21(layout):
     for a fixed set of weights it is smallest when the mass sits in as few
     tiles as possible (it equals the number of non-zero tiles when all tiles
     carry equal mass, and 1 per layer when one tile carries it all).
+
+    Parameters
+    ----------
+    layout : TileLayout
+        Tiling of a fitted network.
+
+    Returns
+    -------
+    concentration : float
+        The sum over weight layers; layers without weights count 0.
     """
     total = 0.0
     for i in range(len(layout.layers)):
@@ -66,11 +79,143 @@ def block_l21(layout):
 
 
 def weight_sparsity(estimator):
-    """Fraction of exactly-zero weights over all weight layers (biases excluded)."""
+    """Fraction of exactly-zero weights over all weight layers (biases excluded).
+
+    Parameters
+    ----------
+    estimator : estimator
+        A fitted skhepex network.
+
+    Returns
+    -------
+    sparsity : float
+        Zero weights divided by all weights (0 for a network without weights).
+    """
     layers = estimator.network_.weight_layers
     n = sum(layer.W.size for layer in layers)
     zeros = sum(int(np.sum(layer.W == 0)) for layer in layers)
     return zeros / n if n else 0.0
+
+
+def sparsity_schedule(sparsity, n_steps, kind="cubic"):
+    """Target sparsity of every round of gradual pruning.
+
+    Parameters
+    ----------
+    sparsity : float
+        Sparsity reached after the last round.
+    n_steps : int
+        Number of rounds.
+    kind : {"cubic", "linear"}, default="cubic"
+        ``"cubic"`` (Zhu & Gupta, 2017): ``sparsity * (1 - (1 - t) ** 3)`` at
+        round ``t = i / n_steps``, which prunes fast first; ``"linear"``:
+        ``sparsity * t``.
+
+    Returns
+    -------
+    targets : ndarray of shape (n_steps,)
+        Target of each round, increasing to ``sparsity``.
+    """
+    fr = np.arange(1, n_steps + 1) / n_steps
+    if kind == "cubic":
+        return sparsity * (1.0 - (1.0 - fr) ** 3)
+    return sparsity * fr
+
+
+def n_to_drop(fraction, n, n_keep=1):
+    """How many of ``n`` items pruning to ``fraction`` removes.
+
+    Parameters
+    ----------
+    fraction : float
+        Target fraction of removed items.
+    n : int
+        Number of items.
+    n_keep : int, default=1
+        Items that must survive (one per layer).
+
+    Returns
+    -------
+    k : int
+        ``round(fraction * n)``, but at most ``n - n_keep``.
+    """
+    return min(int(round(fraction * n)), n - n_keep)
+
+
+def split_like(flat, parts):
+    """Cut a concatenation back into pieces as long as ``parts``.
+
+    Parameters
+    ----------
+    flat : ndarray of shape (sum of the sizes of parts,)
+        Values of all parts, concatenated.
+    parts : list of ndarray
+        The arrays whose sizes give the pieces.
+
+    Returns
+    -------
+    pieces : list of ndarray
+        Consecutive views of ``flat``, one per part.
+    """
+    pieces, start = [], 0
+    for part in parts:
+        pieces.append(flat[start:start + part.size])
+        start += part.size
+    return pieces
+
+
+def keep_best(drop, keys):
+    """Never drop everything: spare the item with the largest key.
+
+    Parameters
+    ----------
+    drop : ndarray of bool of shape (n,)
+        Items to drop.
+    keys : ndarray of shape (n,)
+        Importance of every item.
+
+    Returns
+    -------
+    drop : ndarray of bool of shape (n,)
+        ``drop`` itself when it spares an item, else a copy sparing
+        ``argmax(keys)``.
+    """
+    if drop.all():
+        drop = drop.copy()
+        drop[np.argmax(keys)] = False
+    return drop
+
+
+def drop_lowest(keys, fraction, scope="layer"):
+    """The lowest-keyed items to prune, never all of a layer.
+
+    Parameters
+    ----------
+    keys : list of ndarray
+        One 1-D array per layer: the importance of every item (weight or
+        pruning unit); lower keys are dropped first, ties in index order.
+    fraction : float
+        Target fraction of dropped items, per layer or over all layers.
+    scope : {"layer", "global"}, default="layer"
+        Rank the items within every layer or over all layers together. Every
+        layer keeps at least its item with the largest key.
+
+    Returns
+    -------
+    drops : list of ndarray of bool
+        One array per layer, True for the items to drop.
+    """
+    def lowest(values, k):
+        d = np.zeros(values.size, dtype=bool)
+        d[np.argsort(values, kind="stable")[:k]] = True
+        return d
+
+    if scope == "layer":
+        drops = [lowest(k, n_to_drop(fraction, k.size)) for k in keys]
+    else:
+        flat = np.concatenate(keys)
+        drops = split_like(lowest(flat, n_to_drop(fraction, flat.size, len(keys))), keys)
+    return [keep_best(d, k) for d, k in zip(drops, keys)]
 
 
 class BasePruningStep(BaseEstimator):
@@ -78,6 +223,19 @@ class BasePruningStep(BaseEstimator):
 
     Subclasses implement ``_prune(estimator, X, y, tile_shape)`` which modifies
     the (already copied) network in place and returns it.
+
+    Attributes
+    ----------
+    sparsity_ : float
+        Weight sparsity of the network returned by the last :meth:`prune`.
+    n_nonzero_tiles_ : int
+        Its weight tiles holding a non-zero weight (weight ciphertexts).
+    n_tiles_ : int
+        All weight tiles of its layout.
+    tile_sparsity_ : float
+        Fraction of all-zero tiles.
+    tile_shape_ : tuple of int
+        Tile shape used by the last :meth:`prune`.
     """
 
     def prune(self, estimator, X, y=None, tile_shape=(8, 8)):
@@ -99,12 +257,15 @@ class BasePruningStep(BaseEstimator):
         Returns
         -------
         estimator : estimator
-            A new fitted network of the same class, pruned by this step.
+            A new fitted network of the same class, pruned by this step. The
+            step also records ``tile_shape_``, ``n_tiles_``,
+            ``n_nonzero_tiles_``, ``tile_sparsity_`` and ``sparsity_`` of it
+            (see the class attributes).
         """
         self._validate_params()
-        _check_network(estimator)
-        tile_shape = _check_tile_shape(tile_shape)
-        if y is not None and getattr(estimator, "_is_classifier", False):
+        _check_input_network(estimator)
+        tile_shape = check_tile_shape(tile_shape)
+        if y is not None and is_classifier(estimator):
             y = np.asarray(y)
             if y.ndim == 2 and y.shape[1] == 1:  # column vector, as fit accepts
                 y = y.ravel()

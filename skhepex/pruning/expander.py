@@ -1,5 +1,6 @@
 """Regrow pruned weights inside the surviving tiles."""
 
+import copy
 from numbers import Integral
 
 import numpy as np
@@ -8,7 +9,7 @@ from sklearn.utils._param_validation import Interval
 from ..tiling import TileLayout
 from ._base import BasePruningStep
 
-__all__ = ["Expander"]
+__all__ = ["Expander", "expand_masks"]
 
 
 def _allowed_elements(lt):
@@ -18,6 +19,19 @@ def _allowed_elements(lt):
     return full[:lt.matrix_shape[0], :lt.matrix_shape[1]]
 
 
+def _probe_stage(stage):
+    """A copy of ``stage`` whose weight layer can be given other weights.
+
+    The layers are shallow copies: rebinding the copy's ``W`` leaves the live
+    network's layer (and its weights) untouched.
+    """
+    probe = copy.copy(stage)
+    probe.layers = [copy.copy(layer) for layer in stage.layers]
+    i = next(i for i, layer in enumerate(stage.layers) if layer is stage.weight_layer)
+    probe.weight_layer = probe.layers[i]
+    return probe
+
+
 def _conv_tap_ok(stage, lt):
     """Boolean (out_c, in_c, k, k): may this kernel tap be non-zero without
     touching a tile that is currently all-zero?
@@ -25,24 +39,21 @@ def _conv_tap_ok(stage, lt):
     The unrolled matrix is linear in the kernel; the footprint of tap (a, b)
     of the kernel (o, i) is the channel block (o, i) of the matrix obtained
     with all-ones kernels at that tap only (all-positive, no cancellation).
+    The probe kernels go into a copy of the stage: the network is not touched.
     """
-    layer = stage.weight_layer
-    co, ci, k, _ = layer.W.shape
+    probe = _probe_stage(stage)
+    co, ci, k, _ = stage.weight_layer.W.shape
     so, si = stage.out_unit_size, stage.in_unit_size
     forbidden = ~_allowed_elements(lt)
-    saved = layer.W
-    ok = np.zeros(layer.W.shape, dtype=bool)
-    try:
-        for a in range(k):
-            for b in range(k):
-                W = np.zeros_like(saved)
-                W[:, :, a, b] = 1.0
-                layer.W = W
-                foot = stage.matrix() != 0
-                bad = (foot & forbidden).reshape(co, so, ci, si).any(axis=(1, 3))
-                ok[:, :, a, b] = ~bad
-    finally:
-        layer.W = saved
+    ok = np.zeros((co, ci, k, k), dtype=bool)
+    for a in range(k):
+        for b in range(k):
+            W = np.zeros_like(stage.weight_layer.W)
+            W[:, :, a, b] = 1.0
+            probe.weight_layer.W = W
+            foot = probe.matrix() != 0
+            bad = (foot & forbidden).reshape(co, so, ci, si).any(axis=(1, 3))
+            ok[:, :, a, b] = ~bad
     return ok
 
 
@@ -51,7 +62,20 @@ def expand_masks(estimator, tile_shape):
 
     Units holding at least one non-zero weight survive; for convolutions a
     kernel tap is released only if its unrolled footprint stays inside the
-    currently non-zero tiles. Returns the number of weights released.
+    currently non-zero tiles. Only the masks change: every weight keeps its
+    value (released weights are zero until trained).
+
+    Parameters
+    ----------
+    estimator : estimator
+        A fitted skhepex network, modified in place.
+    tile_shape : tuple of int (t1, t2)
+        Tile shape of the :class:`~skhepex.tiling.TileLayout`.
+
+    Returns
+    -------
+    n_regrown : int
+        Number of weights released (newly unmasked).
     """
     layout = TileLayout(estimator, tile_shape)
     regrown = 0
@@ -90,16 +114,10 @@ class Expander(BasePruningStep):
     ----------
     n_regrown_ : int
         Number of weights released by the expansion.
-    sparsity_ : float
-        Weight sparsity after fine-tuning.
-    n_nonzero_tiles_ : int
-        Non-zero weight tiles (never more than before).
-    n_tiles_ : int
-        Weight tiles of the layout.
-    tile_sparsity_ : float
-        Fraction of all-zero tiles.
-    tile_shape_ : tuple
-        Tile shape used by the last :meth:`prune`.
+    sparsity_, n_nonzero_tiles_, n_tiles_, tile_sparsity_, tile_shape_
+        Set by every pruning step (see :meth:`prune`): weight sparsity after
+        fine-tuning, and the tiles (``n_nonzero_tiles_`` is never more than
+        before).
 
     Examples
     --------
@@ -126,7 +144,7 @@ class Expander(BasePruningStep):
         n_before = TileLayout(est, tile_shape).n_nonzero_tiles
         net = est.network_
         regrown = expand_masks(est, tile_shape)
-        est._fine_tune(X, y, self.fine_tune_iter)
+        est.fine_tune(X, y, max_iter=self.fine_tune_iter)
         net.apply_masks()
         n_after = TileLayout(est, tile_shape).n_nonzero_tiles
         if n_after > n_before:  # pragma: no cover - guarded by construction

@@ -1,5 +1,6 @@
 """The HE-PEx meta-estimator: dense training followed by pruning steps."""
 
+import logging
 import time
 
 from sklearn.base import clone
@@ -8,10 +9,13 @@ from sklearn.utils.metaestimators import _BaseComposition, available_if
 from sklearn.utils.validation import check_is_fitted, check_memory
 
 from .._tags import delegate_tags
-from ..tiling import TileLayout, _check_tile_shape
-from ._base import _check_network, weight_sparsity
+from ..estimators import check_network
+from ..tiling import TileLayout, check_tile_shape
+from ._base import weight_sparsity
 
 __all__ = ["HEPEx"]
+
+logger = logging.getLogger("skhepex")
 
 #: Number of dense trainings actually run (cache misses) in this process.
 #: Tests read it to check that ``memory`` avoids retraining.
@@ -49,9 +53,28 @@ def _is_passthrough(step):
 
 def _estimator_has(attr):
     def check(self):
-        est = self.estimator_ if hasattr(self, "estimator_") else self.estimator
-        return hasattr(est, attr)
+        return hasattr(self.__skhepex_network__(), attr)
     return check
+
+
+def _delegate(method, summary, x_doc, returns):
+    """An ``HEPEx`` method returning ``estimator_.<method>(X)``.
+
+    Available only when the wrapped network has ``method``; the docstring is
+    ``summary``, then ``X`` (described by ``x_doc``) and ``returns``.
+    """
+    def delegated(self, X):
+        check_is_fitted(self)
+        return getattr(self.estimator_, method)(X)
+
+    delegated.__name__ = method
+    delegated.__qualname__ = f"HEPEx.{method}"
+    delegated.__doc__ = (f"{summary}\n\nParameters\n----------\nX : {x_doc}\n\n"
+                         f"Returns\n-------\n{returns}\n")
+    return available_if(_estimator_has(method))(delegated)
+
+
+_SAMPLES = "array-like of shape (n_samples, n_features)\n    Input data."
 
 
 class HEPEx(_BaseComposition):
@@ -85,7 +108,8 @@ class HEPEx(_BaseComposition):
         the data. A grid search over a later step then never retrains the
         dense network nor re-runs earlier steps.
     verbose : int, default=0
-        Print the time of every stage.
+        Log the time of every stage (at INFO level, on the ``"skhepex"``
+        logger of :mod:`logging`; nothing is printed).
 
     Attributes
     ----------
@@ -187,7 +211,29 @@ class HEPEx(_BaseComposition):
 
     def _log(self, msg, t0):
         if self.verbose:
-            print(f"[HEPEx] {msg} ... {time.time() - t0:.1f}s")
+            logger.info("[HEPEx] %s ... %.1fs", msg, time.time() - t0)
+
+    # ----------------------------------------------------- wrapper protocol
+    def __skhepex_network__(self):
+        """The wrapped network (see :func:`~skhepex.estimators.get_network`).
+
+        Returns
+        -------
+        estimator : estimator
+            The pruned network ``estimator_`` once fitted, else the unfitted
+            ``estimator``.
+        """
+        return self.estimator_ if hasattr(self, "estimator_") else self.estimator
+
+    def __skhepex_tile_shape__(self):
+        """The tile shape the steps prune for (see :func:`~skhepex.estimators.get_tile_shape`).
+
+        Returns
+        -------
+        tile_shape : tuple of int (t1, t2)
+            ``tile_shape``, validated.
+        """
+        return check_tile_shape(self.tile_shape)
 
     # ---------------------------------------------------------------- fit
     def fit(self, X, y=None):
@@ -207,17 +253,14 @@ class HEPEx(_BaseComposition):
         """
         self._validate_params()
         self._validate_steps()
-        tile_shape = _check_tile_shape(self.tile_shape)
-        if not hasattr(self.estimator, "_fine_tune"):  # checked before any training
-            raise TypeError(
-                "HEPEx needs a skhepex network (MLPClassifier, MLPRegressor, Autoencoder, "
-                f"CNNClassifier); got {type(self.estimator).__name__}.")
+        tile_shape = check_tile_shape(self.tile_shape)
+        check_network(self.estimator, fitted=False)  # before any training
         memory = check_memory(self.memory)
         fit_dense = memory.cache(_fit_dense)
         apply_step = memory.cache(_apply_step)
         t0 = time.time()
         net, rec = fit_dense(clone(self.estimator), X, y, tile_shape)
-        _check_network(net)
+        check_network(net)
         self._log("dense training", t0)
         self.dense_estimator_ = net
         history = [rec]
@@ -239,90 +282,25 @@ class HEPEx(_BaseComposition):
         return self
 
     # ---------------------------------------------------------- delegation
-    @available_if(_estimator_has("predict"))
-    def predict(self, X):
-        """Predict with the pruned network.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        y_pred : ndarray
-            The pruned network's predictions.
-        """
-        check_is_fitted(self)
-        return self.estimator_.predict(X)
-
-    @available_if(_estimator_has("predict_proba"))
-    def predict_proba(self, X):
-        """Class probabilities of the pruned network.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Class probabilities.
-        """
-        check_is_fitted(self)
-        return self.estimator_.predict_proba(X)
-
-    @available_if(_estimator_has("predict_log_proba"))
-    def predict_log_proba(self, X):
-        """Log class probabilities of the pruned network.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        log_proba : ndarray of shape (n_samples, n_classes)
-            Log class probabilities.
-        """
-        check_is_fitted(self)
-        return self.estimator_.predict_log_proba(X)
-
-    @available_if(_estimator_has("decision_function"))
-    def decision_function(self, X):
-        """Raw outputs of the pruned network.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        scores : ndarray
-            Network outputs.
-        """
-        check_is_fitted(self)
-        return self.estimator_.decision_function(X)
-
-    @available_if(_estimator_has("transform"))
-    def transform(self, X):
-        """Hidden/code representation of the pruned network.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        Xt : ndarray
-            The network's ``transform`` output.
-        """
-        check_is_fitted(self)
-        return self.estimator_.transform(X)
+    predict = _delegate(
+        "predict", "Predict with the pruned network.", _SAMPLES,
+        "y_pred : ndarray\n    The pruned network's predictions.")
+    predict_proba = _delegate(
+        "predict_proba", "Class probabilities of the pruned network.", _SAMPLES,
+        "proba : ndarray of shape (n_samples, n_classes)\n    Class probabilities.")
+    predict_log_proba = _delegate(
+        "predict_log_proba", "Log class probabilities of the pruned network.", _SAMPLES,
+        "log_proba : ndarray of shape (n_samples, n_classes)\n    Log class probabilities.")
+    decision_function = _delegate(
+        "decision_function", "Raw outputs of the pruned network.", _SAMPLES,
+        "scores : ndarray\n    Network outputs.")
+    transform = _delegate(
+        "transform", "Hidden/code representation of the pruned network.", _SAMPLES,
+        "Xt : ndarray\n    The network's ``transform`` output.")
+    inverse_transform = _delegate(
+        "inverse_transform", "Decode with the pruned network (autoencoders).",
+        "array-like of shape (n_samples, n_code)\n    Codes.",
+        "X_rec : ndarray\n    Reconstructions.")
 
     @available_if(_estimator_has("transform"))
     def fit_transform(self, X, y=None):
@@ -341,23 +319,6 @@ class HEPEx(_BaseComposition):
             ``self.fit(X, y).transform(X)``.
         """
         return self.fit(X, y).transform(X)
-
-    @available_if(_estimator_has("inverse_transform"))
-    def inverse_transform(self, X):
-        """Decode with the pruned network (autoencoders).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_code)
-            Codes.
-
-        Returns
-        -------
-        X_rec : ndarray
-            Reconstructions.
-        """
-        check_is_fitted(self)
-        return self.estimator_.inverse_transform(X)
 
     @available_if(_estimator_has("score"))
     def score(self, X, y=None, sample_weight=None):

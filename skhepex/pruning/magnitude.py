@@ -5,16 +5,9 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BasePruningStep
+from ._base import BasePruningStep, drop_lowest, sparsity_schedule
 
 __all__ = ["MagnitudePruner"]
-
-
-def _schedule(sparsity, n_steps, kind):
-    fr = np.arange(1, n_steps + 1) / n_steps
-    if kind == "cubic":
-        return sparsity * (1.0 - (1.0 - fr) ** 3)
-    return sparsity * fr
 
 
 class MagnitudePruner(BasePruningStep):
@@ -43,18 +36,11 @@ class MagnitudePruner(BasePruningStep):
 
     Attributes
     ----------
-    sparsity_ : float
-        Weight sparsity of the pruned network (all weight layers).
     layer_sparsity_ : list of float
         Weight sparsity of every weight layer.
-    n_nonzero_tiles_ : int
-        Non-zero weight tiles of the pruned network.
-    n_tiles_ : int
-        Weight tiles of the layout.
-    tile_sparsity_ : float
-        Fraction of all-zero tiles.
-    tile_shape_ : tuple
-        Tile shape used by the last :meth:`prune`.
+    sparsity_, n_nonzero_tiles_, n_tiles_, tile_sparsity_, tile_shape_
+        Set by every pruning step (see :meth:`prune`): weight sparsity over
+        all weight layers, and the tiles of the pruned network.
 
     See Also
     --------
@@ -93,33 +79,15 @@ class MagnitudePruner(BasePruningStep):
         # Masked weights rank first (key -1), then by magnitude; a stable sort
         # keeps the result deterministic.
         keys = [np.where(layer.mask, np.abs(layer.W), -1.0).ravel() for layer in layers]
-        if self.scope == "layer":
-            for layer, key in zip(layers, keys):
-                k = min(int(round(s * key.size)), key.size - 1)
-                order = np.argsort(key, kind="stable")
-                layer.mask.ravel()[order[:k]] = False
-        else:
-            allkeys = np.concatenate(keys)
-            k = min(int(round(s * allkeys.size)), allkeys.size - len(layers))
-            order = np.argsort(allkeys, kind="stable")
-            drop = np.zeros(allkeys.size, dtype=bool)
-            drop[order[:k]] = True
-            start = 0
-            for layer, key in zip(layers, keys):
-                d = drop[start:start + key.size]
-                start += key.size
-                if d.all():  # never empty a layer: keep its largest weight
-                    d = d.copy()
-                    d[np.argmax(key)] = False
-                layer.mask.ravel()[d] = False
-        for layer in layers:
+        for layer, d in zip(layers, drop_lowest(keys, s, self.scope)):
+            layer.mask.ravel()[d] = False
             layer.apply_mask()
 
     def _prune(self, est, X, y, tile_shape):
         layers = est.network_.weight_layers
-        for s in _schedule(self.sparsity, self.n_steps, self.schedule):
+        for s in sparsity_schedule(self.sparsity, self.n_steps, self.schedule):
             self._prune_to(layers, float(s))
-            est._fine_tune(X, y, self.fine_tune_iter)
+            est.fine_tune(X, y, max_iter=self.fine_tune_iter)
         est.network_.apply_masks()
         self.layer_sparsity_ = [float(np.mean(layer.W == 0)) for layer in layers]
         return est

@@ -31,6 +31,7 @@ def live_rows(layout):
     Returns
     -------
     n_rows : int
+        Number of live output tile-rows over all weight layers.
     """
     return int(sum(int(lt.tile_mask.any(axis=1).sum()) for lt in layout.layers))
 
@@ -103,6 +104,21 @@ def balanced_clustering(F, group_size, rng, n_init=4, max_inner=30, weights=None
     with weight ``w`` makes a group pay ``w`` once if any member is live, so
     dead units gather into groups of their own (tile-rows the HE engine
     skips).
+
+    Parameters
+    ----------
+    F : ndarray of shape (n_units, n_columns)
+        Non-negative features: squared weight mass of every unit per tile.
+    group_size : int
+        Members per group (the last group takes the remainder).
+    rng : RandomState
+        Draws the random starts.
+    n_init : int, default=4
+        Starts: the current order, then ``n_init - 1`` random assignments.
+    max_inner : int, default=30
+        Most assignment/centroid rounds per start.
+    weights : ndarray of shape (n_columns,), default=None
+        Price of opening each column of ``F`` (1 when ``None``).
 
     Returns
     -------

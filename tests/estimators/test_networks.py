@@ -101,7 +101,7 @@ def test_masked_weights_stay_exactly_zero(Est, digits, rng):
     else:
         est.partial_fit(X, fit_y)
     check()
-    est._fine_tune(X, fit_y if fit_y is not None else X, 2)
+    est.fine_tune(X, fit_y if fit_y is not None else X, max_iter=2)
     check()
 
 

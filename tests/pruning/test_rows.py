@@ -6,7 +6,7 @@ import pytest
 from skhepex import CNNClassifier, MLPClassifier, TileLayout
 from skhepex.pruning import MagnitudePruner, Permuter, TilePruner
 from skhepex.pruning.permuter import _compact_dead, _group_cost, live_rows
-from skhepex.pruning.tile_pruner import _greedy_drop, unit_rows
+from skhepex.pruning.units import _greedy_drop, unit_rows
 
 
 def _mlp(X, y, hidden=(64, 64)):

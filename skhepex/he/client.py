@@ -1,0 +1,242 @@
+"""Client side of encrypted inference: the key owner.
+
+The client encrypts inputs (with the secret key: symmetric encryption is
+about twice as fast as public-key encryption and gives the same ciphertexts
+to the server), decrypts results and builds the server package.  Batches are
+stamped with the fingerprints of the plan and of the public key; results are
+checked against the request they answer.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tenseal as ts
+import tenseal.sealapi as sealapi
+
+from .packing import decode_output, encode_input
+from .seal_tools import (check_plan_context, encode_vector, galois_elements, level_ids,
+                         make_context)
+from .serialization import plan_from_payload, plan_to_payload
+from .server import ServerModel, key_fingerprint
+from .wire import BindingError, EncryptedBatch, EncryptedResult, plan_fingerprint
+
+__all__ = ["Client"]
+
+
+class Client:
+    """Key owner: encrypts inputs, decrypts outputs, builds the server model.
+
+    Parameters
+    ----------
+    plan : CompiledPlan
+        The main plan; its parameters define the context.
+    extra_plans : list of CompiledPlan, optional
+        Further plans with the same parameters (e.g. the encoder of an
+        autoencoder) that share the keys; Galois keys cover the union of their
+        rotation steps.
+    context : tenseal.Context, optional
+        An existing private context (restored keys) instead of fresh keys.
+
+    Attributes
+    ----------
+    context : tenseal.Context
+        Private context (secret key, public key, relin keys).
+    galois_keys : sealapi.GaloisKeys
+        Keys for exactly the plans' rotation steps.
+    key_id : str
+        Fingerprint of the public key.
+    """
+
+    def __init__(self, plan, extra_plans=(), context=None):
+        self.plan = plan
+        self.context = make_context(plan.params) if context is None else context
+        if not self.context.has_secret_key():
+            raise ValueError("a Client needs a private context (with the secret key)")
+        self._sd = self.context.seal_context().data
+        steps = set(plan.rotation_steps)
+        for p in extra_plans:
+            if p.params != plan.params:
+                raise ValueError("extra plans must share the CKKS parameters")
+            steps |= set(p.rotation_steps)
+        for p in (plan, *extra_plans):
+            check_plan_context(p, self._sd)
+        self.rotation_steps = sorted(steps)
+        sk = self.context.secret_key().data
+        self.galois_keys = sealapi.GaloisKeys()
+        if self.rotation_steps:
+            sealapi.KeyGenerator(self._sd, sk).create_galois_keys(
+                galois_elements(self._sd, self.rotation_steps), self.galois_keys)
+        self._encoder = sealapi.CKKSEncoder(self._sd)
+        self._encryptor = sealapi.Encryptor(self._sd, sk)
+        self._decryptor = sealapi.Decryptor(self._sd, sk)
+        self._ids = level_ids(self._sd)
+        self.key_id = key_fingerprint(self.context)
+        self._plan_ids = {}
+
+    def plan_id(self, plan=None) -> str:
+        """Fingerprint of ``plan`` (default: the main plan), cached.
+
+        Parameters
+        ----------
+        plan : CompiledPlan, optional
+
+        Returns
+        -------
+        fingerprint : str
+        """
+        plan = self.plan if plan is None else plan
+        if id(plan) not in self._plan_ids:
+            self._plan_ids[id(plan)] = (plan, plan_fingerprint(plan))
+        return self._plan_ids[id(plan)][1]
+
+    def public_context(self):
+        """Copy of the context without the secret key.
+
+        Returns
+        -------
+        context : tenseal.Context
+        """
+        pub = self.context.copy()
+        pub.make_context_public(generate_galois_keys=False, generate_relin_keys=False)
+        return pub
+
+    def _encrypt_vec(self, vec, lvl=0, scale=None):
+        pt = sealapi.Plaintext()
+        scale = self.plan.params.scale if scale is None else scale
+        encode_vector(self._encoder, vec, self._ids[lvl], scale, pt)
+        ct = sealapi.Ciphertext(self._sd)
+        self._encryptor.encrypt_symmetric(pt, ct)
+        return ct
+
+    def server_model(self, plan=None, name="") -> ServerModel:
+        """ServerModel with public context, Galois keys and the packed model.
+
+        With ``plan.encrypted_weights`` the weight tiles and biases are
+        encrypted here (under this client's key, at the level and scale each
+        meets) and removed from the server's copy of the plan.
+
+        Parameters
+        ----------
+        plan : CompiledPlan, optional
+            Default: the main plan.
+        name : str, default=""
+            Tag of the server's results.
+
+        Returns
+        -------
+        server : ServerModel
+        """
+        plan = self.plan if plan is None else plan
+        wcts = {}
+        enc_keys = plan.encrypted_keys()
+        if enc_keys:
+            for k in enc_keys:
+                lvl, scale = plan.pt_spec[k]
+                wcts[k] = self._encrypt_vec(plan.plaintexts[k], lvl, scale)
+            plan = plan_from_payload(*plan_to_payload(plan, drop_keys=enc_keys,
+                                                      drop_constants=True))
+        return ServerModel(plan, self.public_context(), self.galois_keys, wcts, name)
+
+    def encrypt(self, X, plan=None) -> EncryptedBatch:
+        """Encode (replication along the tile, batch along k) and encrypt X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Encoded network inputs.
+        plan : CompiledPlan, optional
+            Plan to pack for (default: the main plan).
+
+        Returns
+        -------
+        batch : EncryptedBatch
+        """
+        plan = self.plan if plan is None else plan
+        X = np.asarray(X, dtype=np.float64)
+        batches = [{q: self._encrypt_vec(vec) for q, vec in d.items()}
+                   for d in encode_input(plan, X)]
+        return EncryptedBatch(batches, X.shape[0], self.plan_id(plan), self.key_id)
+
+    def load_result(self, data, plan=None) -> EncryptedResult:
+        """Load an :class:`EncryptedResult` from untrusted bytes.
+
+        Parameters
+        ----------
+        data : bytes
+        plan : CompiledPlan, optional
+            Plan the result must belong to (default: the main plan).
+
+        Returns
+        -------
+        result : EncryptedResult
+        """
+        return EncryptedResult.load(data, self.context, self.plan if plan is None else plan)
+
+    def decrypt(self, result, plan=None, n_samples=None) -> np.ndarray:
+        """Decrypt and decode the raw outputs.
+
+        Parameters
+        ----------
+        result : EncryptedResult
+        plan : CompiledPlan, optional
+            The plan that produced ``result`` (default: the main plan).
+        n_samples : int, optional
+            Samples of the request this result answers; checked when given.
+
+        Returns
+        -------
+        Y : ndarray of shape (n_samples, n_outputs)
+
+        Raises
+        ------
+        BindingError
+            The result belongs to another key, plan or request.
+        """
+        plan = self.plan if plan is None else plan
+        if result.key_id != self.key_id:
+            raise BindingError("the result was computed under another key")
+        if result.plan_id != self.plan_id(plan):
+            raise BindingError("the result was computed with another plan than the one "
+                               "this request was packed for")
+        if n_samples is not None and result.n_samples != n_samples:
+            raise BindingError(f"the result holds {result.n_samples} samples, the request "
+                               f"had {n_samples}")
+        expected = sorted(r.p for r in plan.stages[-1].rows)
+        if len(result.batches) != -(-result.n_samples // plan.batch) or any(
+                sorted(d) != expected for d in result.batches):
+            raise BindingError("the result's ciphertexts do not match the plan")
+        out, b = [], plan.batch
+        for bi, chunks in enumerate(result.batches):
+            vecs = {}
+            for p, ct in chunks.items():
+                pt = sealapi.Plaintext()
+                self._decryptor.decrypt(ct, pt)
+                vecs[p] = np.asarray(self._encoder.decode_double(pt))
+            out.append(decode_output(plan, vecs, min(b, result.n_samples - bi * b)))
+        return np.vstack(out) if out else np.zeros((0, plan.n_outputs))
+
+    def save_context(self) -> bytes:
+        """The private context (secret key included) as TenSEAL bytes.
+
+        Returns
+        -------
+        data : bytes
+        """
+        return self.context.serialize(save_public_key=True, save_secret_key=True,
+                                      save_galois_keys=False, save_relin_keys=True)
+
+    @staticmethod
+    def context_from_bytes(data):
+        """A private TenSEAL context from :meth:`save_context` bytes.
+
+        Parameters
+        ----------
+        data : bytes
+
+        Returns
+        -------
+        context : tenseal.Context
+        """
+        ctx = ts.context_from(bytes(data))
+        if not ctx.has_secret_key():
+            raise ValueError("the key file holds no secret key")
+        return ctx

@@ -1,0 +1,157 @@
+"""Choice of the tile shape and CKKS parameters with the cost model."""
+from __future__ import annotations
+
+import logging
+
+from ..tiling import TileLayout, block_shape, layer_orientation
+from .compiler import compile_stages, required_depth
+from .costs import memory_estimate, predict_latency, unit_costs
+from .params import resolve_params
+from .stages import build_stages
+
+__all__ = ["choose_tile_shape", "evaluate_tile_shape", "MAX_AUTO_MEMORY", "MAX_AUTO_TILES",
+           "AUTO_TILE_SIDES", "AUTO_LATENCY_TOLERANCE"]
+
+logger = logging.getLogger("skhepex")
+
+#: Largest packed model + keys (bytes) the automatic tile-shape choice accepts.
+MAX_AUTO_MEMORY = 1 << 30
+#: Largest number of weight tiles (plaintexts) the automatic choice considers
+#: (bounds the time of the symbolic packing).
+MAX_AUTO_TILES = 65536
+#: Candidate tile sides of the automatic choice (powers of two).
+AUTO_TILE_SIDES = (1, 2, 4, 8, 16, 32, 64)
+#: Candidates whose predicted latency is within this factor of the best are
+#: considered equal; the one with the smallest memory wins.
+AUTO_LATENCY_TOLERANCE = 1.10
+
+
+def _n_tiles(shapes, tile_shape):
+    n = 0
+    for i, (n_out, n_in) in enumerate(shapes):
+        r, c = block_shape(layer_orientation(i), tile_shape)
+        n += -(-n_out // r) * -(-n_in // c)
+    return n
+
+
+def evaluate_tile_shape(estimator, tile_shape, *, param_kw=None, encrypt_weights=False,
+                        batch_size="auto", n_stages=None, measure=True):
+    """Parameters, counting plan and predicted cost of one tile shape.
+
+    Parameters
+    ----------
+    estimator : estimator
+        Fitted network (or a wrapper holding one).
+    tile_shape : (int, int)
+    param_kw : dict, optional
+        ``poly_modulus_degree, coeff_mod_bit_sizes, scale_bits, security_level``.
+    encrypt_weights : bool, default=False
+    batch_size : int or "auto", default="auto"
+        Samples per request; "auto" = full ciphertexts.
+    n_stages : int, optional
+        Only the first stages.
+    measure : bool, default=True
+        Measured (True) or tabulated (False) unit costs.
+
+    Returns
+    -------
+    record : dict
+        ``tile_shape, params, plan, seconds_per_batch, samples_per_batch,
+        seconds_per_sample, memory_bytes``.
+    """
+    stages = build_stages(estimator, tile_shape, n_stages)
+    params = resolve_params(required_depth(stages, tile_shape), tile_shape,
+                            **dict(param_kw or {}))
+    plan = compile_stages(stages, tile_shape, params, encrypt_weights=encrypt_weights,
+                          materialize=False)
+    per_batch = float(sum(predict_latency(plan, unit_costs(params, measure=measure))))
+    samples = plan.batch if batch_size in (None, "auto") else min(int(batch_size), plan.batch)
+    mem = memory_estimate(plan)
+    total_mem = mem["packed_model_bytes"] + mem["galois_key_bytes"] + mem["relin_key_bytes"]
+    return dict(tile_shape=tuple(tile_shape), params=params, plan=plan,
+                seconds_per_batch=per_batch, samples_per_batch=samples,
+                seconds_per_sample=per_batch / samples, memory_bytes=int(total_mem))
+
+
+def choose_tile_shape(estimator, *, param_kw=None, encrypt_weights=False, batch_size="auto",
+                      candidates=None, max_memory=MAX_AUTO_MEMORY, max_tiles=MAX_AUTO_TILES,
+                      measure=True):
+    """Choose the tile shape with the lowest predicted latency per sample.
+
+    Every power-of-two shape ``(t1, t2)`` (sides in :data:`AUTO_TILE_SIDES`,
+    at most ``max_tiles`` weight tiles) is packed symbolically with its own
+    CKKS parameters and priced with the cost model.  Latency per sample is the
+    predicted latency of one ciphertext batch divided by the samples it
+    carries: ``slots / (t1 t2)`` for ``batch_size="auto"`` (throughput), else
+    ``min(batch_size, slots / (t1 t2))``.  Shapes whose packed model + keys
+    exceed ``max_memory`` are skipped; among shapes within 10% of the fastest
+    the smallest memory wins.
+
+    Parameters
+    ----------
+    estimator : estimator
+        Fitted network (or Pipeline / HEPEx ending in one).
+    param_kw : dict, optional
+        ``poly_modulus_degree, coeff_mod_bit_sizes, scale_bits, security_level``.
+    encrypt_weights : bool, default=False
+    batch_size : int or "auto", default="auto"
+        Samples expected per request.
+    candidates : list of (int, int), optional
+        Shapes to compare instead of the default grid.
+    max_memory : int
+        Byte budget of packed model + keys.
+    max_tiles : int
+        Skip shapes with more weight tiles.
+    measure : bool, default=True
+        Measured (True) or tabulated (False) unit costs.
+
+    Returns
+    -------
+    tile_shape : (int, int)
+    table : list of dict
+        One record per evaluated candidate (``tile_shape, poly_modulus_degree,
+        seconds_per_sample, seconds_per_batch, samples_per_batch, memory_bytes``).
+    """
+    layout = TileLayout(estimator, (1, 1) if candidates is None else candidates[0])
+    shapes = [m.shape for m, _ in layout.matrices()]
+    if candidates is None:
+        candidates = [(a, b) for a in AUTO_TILE_SIDES for b in AUTO_TILE_SIDES
+                      if a * b <= 1024]
+    table, best, errors = [], [], []
+    for shape in candidates:
+        if _n_tiles(shapes, shape) > max_tiles:
+            continue
+        try:
+            rec = evaluate_tile_shape(estimator, shape, param_kw=param_kw,
+                                      encrypt_weights=encrypt_weights, batch_size=batch_size,
+                                      measure=measure)
+        except ValueError as exc:   # e.g. explicit params too small for this shape
+            if "not a polynomial" in str(exc):
+                raise
+            logger.debug("tile shape %s rejected: %s", shape, exc)
+            errors.append(str(exc))
+            continue
+        table.append({k: rec[k] for k in ("tile_shape", "seconds_per_sample",
+                                          "seconds_per_batch", "samples_per_batch",
+                                          "memory_bytes")})
+        table[-1]["poly_modulus_degree"] = rec["params"].poly_modulus_degree
+        if rec["memory_bytes"] <= max_memory:
+            best.append(table[-1])
+    if not best:
+        if not table:
+            reason = (errors[0] if errors and all(e == errors[0] for e in errors)
+                      else "; ".join(dict.fromkeys(errors))[:500])
+            explicit = any(v != "auto" for k, v in (param_kw or {}).items()
+                           if k != "security_level")
+            hint = ("check the explicit CKKS parameters or pass tile_shape" if explicit
+                    else "the network is too deep for 128-bit CKKS parameters at any "
+                         "candidate tile shape; use fewer layers")
+            raise ValueError(f"no tile shape fits: {hint} ({reason})")
+        best = [min(table, key=lambda r: r["memory_bytes"])]
+    fastest = min(r["seconds_per_sample"] for r in best)
+    near = [r for r in best if r["seconds_per_sample"] <= AUTO_LATENCY_TOLERANCE * fastest]
+    chosen = min(near, key=lambda r: (r["memory_bytes"], r["seconds_per_sample"],
+                                      r["tile_shape"]))
+    logger.info("auto tile shape %s: %.3g ms/sample predicted, %.1f MB", chosen["tile_shape"],
+                chosen["seconds_per_sample"] * 1e3, chosen["memory_bytes"] / 2**20)
+    return chosen["tile_shape"], table
