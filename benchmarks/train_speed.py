@@ -31,10 +31,14 @@ def _time_fit(est, X, y, repeats):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--epochs", type=int, default=100,
+                        help="training epochs of both networks (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=200,
+                        help="mini-batch size (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="fits per library; the fastest is reported (default: %(default)s)")
+    parser.add_argument("--out", default=None,
+                        help="JSON output path (default: print only)")
     args = parser.parse_args(argv)
     task = load_task("mlp")  # digits, MinMax, 25% held out, stratified, seed 0
     X_train, X_test, y_train, y_test = task.X_train, task.X_test, task.y_train, task.y_test

@@ -35,7 +35,7 @@ def main(out=None, n_samples=32):
                        ("permute", Permuter(random_state=0)),
                        ("tiles", TilePruner(tile_sparsity=0.5, criterion="taylor",
                                             scope="global", regrow=True,
-                                            fine_tune_iter=10)),
+                                            fine_tune_iter=10, random_state=0)),
                        ("expand", Expander(fine_tune_iter=10))],
                 tile_shape=(8, 8))
     with warnings.catch_warnings():

@@ -21,7 +21,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from skhepex import HEPEx, HEPredictor, MagnitudePruner, MLPClassifier, Permuter, TilePruner
-from skhepex.he.engine import ServerModel
+from skhepex.he import ServerModel
 
 
 def main():
@@ -35,7 +35,7 @@ def main():
                      ("permute", Permuter(random_state=0)),
                      ("tiles", TilePruner(tile_sparsity=0.5, criterion="taylor",
                                           scope="global", regrow=True,
-                                          fine_tune_iter=10))],
+                                          fine_tune_iter=10, random_state=0))],
                                           tile_shape=(8, 8)),
     )
     with warnings.catch_warnings():

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 
-from ..tiling import TileLayout, block_shape, layer_orientation
+from ..estimators import get_tile_shape
+from ..tiling import TileLayout, block_shape, check_tile_shape, layer_orientation
 from .compiler import compile_stages, required_depth
 from .costs import memory_estimate, predict_latency, unit_costs
 from .params import resolve_params
 from .stages import build_stages
 
-__all__ = ["choose_tile_shape", "evaluate_tile_shape", "MAX_AUTO_MEMORY", "MAX_AUTO_TILES",
+__all__ = ["choose_tile_shape", "evaluate_tile_shape", "resolve_tile_shape", "MAX_AUTO_MEMORY", "MAX_AUTO_TILES",
            "AUTO_TILE_SIDES", "AUTO_LATENCY_TOLERANCE"]
 
 logger = logging.getLogger("skhepex")
@@ -155,3 +156,37 @@ def choose_tile_shape(estimator, *, param_kw=None, encrypt_weights=False, batch_
     logger.info("auto tile shape %s: %.3g ms/sample predicted, %.1f MB", chosen["tile_shape"],
                 chosen["seconds_per_sample"] * 1e3, chosen["memory_bytes"] / 2**20)
     return chosen["tile_shape"], table
+
+
+def resolve_tile_shape(estimator, tile_shape="auto", **kwargs):
+    """The tile shape to pack ``estimator`` with.
+
+    An explicit ``tile_shape`` is validated (with a warning when it differs
+    from the shape the estimator was pruned for); ``"auto"`` takes the shape
+    the estimator carries (an ``HEPEx``'s), else :func:`choose_tile_shape`.
+
+    Parameters
+    ----------
+    estimator : estimator
+        Fitted network or a wrapper of one.
+    tile_shape : (int, int) or "auto", default="auto"
+    **kwargs : dict
+        Passed to :func:`choose_tile_shape` (``param_kw``, ``encrypt_weights``,
+        ``batch_size``, ``measure``).
+
+    Returns
+    -------
+    tile_shape : (int, int)
+    """
+    carried = get_tile_shape(estimator)
+    if not isinstance(tile_shape, str):
+        ts = check_tile_shape(tile_shape)
+        if carried is not None and tuple(carried) != ts:
+            logger.warning("tile_shape %s differs from the HEPEx's %s: tiles emptied by "
+                           "pruning may not be empty in this packing", ts, carried)
+        return ts
+    if tile_shape != "auto":
+        raise ValueError(f"tile_shape must be (t1, t2) or 'auto'; got {tile_shape!r}")
+    if carried is not None:
+        return tuple(carried)
+    return tuple(choose_tile_shape(estimator, **kwargs)[0])

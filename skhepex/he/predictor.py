@@ -18,17 +18,16 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted
 
 from .._tags import delegate_tags
 from ..estimators import get_network, get_tile_shape
 from ..tiling import check_tile_shape
 from .compiler import compile_stages, required_depth
 from .costs import unit_costs
+from .key_owner import KeyOwnerMixin
 from .params import check_security, resolve_params
-from .planner import choose_tile_shape
+from .planner import resolve_tile_shape
 from .report import HECostReport
-from .serialization import plan_from_bytes, plan_to_bytes
 from .simulator import PlainSimulator
 from .stages import build_stages
 
@@ -47,7 +46,7 @@ def _network_has(method):
     return check
 
 
-class HEPredictor(MetaEstimatorMixin, BaseEstimator):
+class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
     """Encrypted CKKS inference of a fitted network with tile tensors (TenSEAL/SEAL).
 
     Wraps a skhepex network, an ``HEPEx``, or a scikit-learn ``Pipeline`` whose
@@ -133,8 +132,9 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
     -----
     Pickling drops every secret: ``client_``, ``server_`` and the keys are not
     pickled.  An unpickled predictor keeps the packed plan and the report; in
-    ``"simulate"`` mode it works as is, in ``"encrypted"`` mode call
-    :meth:`rekey` to generate fresh keys.
+    ``"simulate"`` mode it works as is; in ``"encrypted"`` mode restore the
+    keys saved with :meth:`save_client` (:meth:`load_client`), or call
+    :meth:`rekey` to generate fresh ones.
 
     Examples
     --------
@@ -248,7 +248,10 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
                               else None)
         self.n_features_in_ = getattr(est, "n_features_in_", None) or net.n_features_in_
         t0 = time.perf_counter()
-        self.tile_shape_ = self._resolve_tile_shape(est)
+        self.tile_shape_ = resolve_tile_shape(est, self.tile_shape, param_kw=self._param_kw(),
+                                              encrypt_weights=self.encrypt_weights,
+                                              batch_size=self.batch_size,
+                                              measure=self.mode != "simulate")
         stages = build_stages(est, self.tile_shape_)
         self.params_ = resolve_params(required_depth(stages, self.tile_shape_),
                                       self.tile_shape_, **self._param_kw())
@@ -268,137 +271,6 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
                         self.params_.poly_modulus_degree, self.plan_.depth,
                         self.report_.n_weight_ciphertexts)
         return self
-
-    def _resolve_tile_shape(self, est):
-        carried = get_tile_shape(est)
-        if not isinstance(self.tile_shape, str):
-            ts = check_tile_shape(self.tile_shape)
-            if carried is not None and tuple(carried) != ts:
-                logger.warning("tile_shape %s differs from the HEPEx's %s: tiles emptied by "
-                               "pruning may not be empty in this packing", ts, carried)
-            return ts
-        if carried is not None:
-            return tuple(carried)
-        ts, _ = choose_tile_shape(est, param_kw=self._param_kw(),
-                                  encrypt_weights=self.encrypt_weights,
-                                  batch_size=self.batch_size, measure=self.mode != "simulate")
-        return tuple(ts)
-
-    def _setup_backend(self):
-        self._servers = {}
-        self.client_ = self.server_ = None
-        if self.mode == "simulate":
-            return
-        from .client import Client
-
-        extra = [self.transform_plan_] if self.transform_plan_ is not None else []
-        self.client_ = Client(self.plan_, extra_plans=extra)
-        self.server_ = self.client_.server_model(self.plan_, name="predict")
-        self._servers["predict"] = self.server_
-
-    def rekey(self):
-        """Generate fresh keys and a new server model (e.g. after unpickling).
-
-        Returns
-        -------
-        self : HEPredictor
-        """
-        check_is_fitted(self, "plan_")
-        self._setup_backend()
-        return self
-
-    # --------------------------------------------------------------- client
-    def _check_keys(self):
-        check_is_fitted(self, "plan_")
-        if self.mode == "encrypted" and getattr(self, "client_", None) is None:
-            raise RuntimeError("this HEPredictor holds no keys (they are never pickled); call "
-                               "rekey() to generate fresh ones")
-
-    def _client_input(self, X):
-        """Preprocess and encode X on the client (plaintext)."""
-        if self.preprocessor_ is not None:
-            X = self.preprocessor_.transform(X)
-        X = self.network_estimator_.encode_input(X)
-        if X.shape[1] != self.plan_.n_features:
-            raise ValueError(f"X has {X.shape[1]} features after preprocessing; the network "
-                             f"expects {self.plan_.n_features}")
-        return X
-
-    def _plan(self, which):
-        if which == "transform":
-            if self.transform_plan_ is None:
-                raise AttributeError("this network has no transform")
-            return self.transform_plan_
-        return self.plan_
-
-    def _server(self, which):
-        if which not in self._servers:
-            self._servers[which] = self.client_.server_model(self._plan(which), name=which)
-        return self._servers[which]
-
-    @property
-    def transform_server_(self):
-        """ServerModel of the transform (encoder) plan, built on first use."""
-        self._check_keys()
-        return self._server("transform")
-
-    def encrypt(self, X):
-        """Client side: preprocess, encode and encrypt ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        batch : EncryptedBatch
-            Ciphertexts (``plan_.batch`` samples each); ``serialize()`` gives bytes.
-        """
-        self._check_keys()
-        if self.mode == "simulate":
-            raise RuntimeError("encrypt is not available in mode='simulate'")
-        return self.client_.encrypt(self._client_input(X))
-
-    def decrypt(self, result):
-        """Client side: decrypt an evaluated batch to the raw network outputs.
-
-        Parameters
-        ----------
-        result : EncryptedResult or bytes
-            Output of ``server_.evaluate`` (or its ``serialize()`` bytes).
-
-        Returns
-        -------
-        raw : ndarray of shape (n_samples, n_outputs)
-            Outputs before the output head, in the network's original output
-            order; codes for a ``transform_server_`` result.
-        """
-        self._check_keys()
-        if isinstance(result, (bytes, bytearray, memoryview)):
-            result = self.load_result(result)
-        which = "transform" if result.tag == "transform" else "predict"
-        raw = self.client_.decrypt(result, self._plan(which))
-        if which == "transform":
-            return raw
-        return self.network_estimator_.network_.unpermute_outputs(raw)
-
-    def load_result(self, data):
-        """Load an :class:`EncryptedResult` from untrusted bytes with the client's context.
-
-        Parameters
-        ----------
-        data : bytes
-
-        Returns
-        -------
-        result : EncryptedResult
-        """
-        self._check_keys()
-        from .serialization import unpack
-
-        tag = str(unpack(data, "EncryptedResult")[0].get("tag", ""))
-        return self.client_.load_result(data, self._plan("transform" if tag == "transform"
-                                                         else "predict"))
 
     def _round_trips(self, X, which):
         """Yield (raw outputs, stats, encrypt s, decrypt s) per round trip."""
@@ -565,26 +437,3 @@ class HEPredictor(MetaEstimatorMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         return delegate_tags(super().__sklearn_tags__(), self.estimator)
-
-    # ------------------------------------------------------------- pickling
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        for key in ("client_", "server_", "_servers"):
-            state.pop(key, None)
-        for key in ("plan_", "transform_plan_"):
-            if key in state:    # compact, pickle-free form of the plan (one tile per vector)
-                plan = state.pop(key)
-                state["_packed_" + key] = None if plan is None else plan_to_bytes(plan)
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        for key in ("plan_", "transform_plan_"):
-            if "_packed_" + key in state:
-                data = state.pop("_packed_" + key)
-                state[key] = None if data is None else plan_from_bytes(data)
-        self.__dict__.update(state)
-        if "plan_" in state:
-            self._servers = {}
-            self.client_ = None
-            self.server_ = None

@@ -8,7 +8,6 @@ GIL, so threads interleave rather than run in parallel).
 from __future__ import annotations
 
 import hashlib
-import time
 
 import numpy as np
 import tenseal as ts

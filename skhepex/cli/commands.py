@@ -1,57 +1,15 @@
-"""Command-line interface: ``skhepex demo`` and ``skhepex bench``.
+"""The ``skhepex demo`` and ``skhepex bench`` commands (imported when a command runs)."""
 
-``skhepex demo`` is the main job: on the embedded digits data it trains a
-dense network, runs the HE-PEx variants (dense, magnitude only, Hunter-style
-tiles, PPTE), runs real encrypted inference (TenSEAL CKKS) for each selected
-model and prints/writes the comparison. ``skhepex bench`` runs the paper-style
-evaluation over four tasks and writes JSON, a Markdown table, an RST page for
-the docs and Pareto plots.
-"""
-
-import argparse
 import json
-import logging
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-logger = logging.getLogger("skhepex")
+from ..experiments import (VARIANTS, json_record, load_task, measure_encrypted, select_within,
+                           sweep)
+from . import BENCH_TASKS, DEFAULT_N_SAMPLES, DEFAULT_TILE_SHAPE, DEFAULT_TOLERANCE
+from .output import DEMO_COLUMNS, NOT_WITHIN, format_table, rst_table
 
-NOT_WITHIN = ("* no candidate of this variant was within the tolerance on the validation "
-              "split; the one with the best validation score is shown.")
-DEMO_COLUMNS = ["variant", "weight_ct", "ct_reduction", "score", "degradation",
-                "he_ms_per_sample", "packed_MB", "he_agreement"]
-
-
-class Progress:
-    """One line per stage with the elapsed time, on stderr; silent when quiet."""
-
-    def __init__(self, quiet=False):
-        self.quiet = quiet
-        self.t0 = time.perf_counter()
-
-    def __call__(self, message):
-        if not self.quiet:
-            print(f"[{time.perf_counter() - self.t0:7.1f}s] {message}", file=sys.stderr,
-                  flush=True)
-
-
-def format_table(rows, columns, markdown=False):
-    """Render ``rows`` (dicts) as an aligned text or Markdown table."""
-    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
-              for i, c in enumerate(columns)]
-    if markdown:
-        out = ["| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths)) + " |",
-               "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-        out += ["| " + " | ".join(v.ljust(w) for v, w in zip(row, widths)) + " |"
-                for row in cells]
-        return "\n".join(out)
-    out = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)),
-           "  ".join("-" * w for w in widths)]
-    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
-    return "\n".join(out)
+__all__ = ["cmd_bench", "cmd_demo", "run_task"]
 
 
 def _row(variant, rec, he):
@@ -70,16 +28,42 @@ def _row(variant, rec, he):
     return row
 
 
-def _clean(rec):
-    """A JSON-friendly copy of a sweep record (without the fitted model)."""
-    return {k: v for k, v in rec.items() if k != "model"}
-
-
 def run_task(task_name, tile_shape, *, quick, n_samples, tolerance, progress, memory,
              encrypted=True):
-    """Sweep, select within tolerance and measure encrypted inference for one task."""
-    from .experiments import VARIANTS, load_task, measure_encrypted, select_within, sweep
+    """Sweep, select within tolerance and measure encrypted inference for one task.
 
+    Parameters
+    ----------
+    task_name : str
+        Name of the task (see :func:`skhepex.experiments.load_task`).
+    tile_shape : tuple of int (t1, t2)
+        Tile shape of every pruning step and of the encrypted inference.
+    quick : bool
+        Small sparsity grids.
+    n_samples : int
+        Held-out samples run encrypted per variant.
+    tolerance : float
+        Allowed relative degradation of the validation score.
+    progress : callable
+        Called with one message per stage (e.g. a :class:`skhepex.cli.Progress`).
+    memory : str or joblib.Memory
+        Cache of the fitted steps (the dense network is trained once).
+    encrypted : bool, default=True
+        Run the encrypted inference; ``False`` skips it (no TenSEAL needed).
+
+    Returns
+    -------
+    task : skhepex.experiments.Task
+        The task.
+    records : list of dict
+        Every fitted candidate (see :func:`skhepex.experiments.sweep`).
+    results : list of dict
+        One per variant of :data:`skhepex.experiments.VARIANTS`, with keys
+        ``"variant"``, ``"selected"`` (the JSON record of the selected
+        model), ``"he"`` (the measurement of
+        :func:`skhepex.experiments.measure_encrypted`, or ``None``) and
+        ``"row"`` (the table row, keys of :data:`skhepex.cli.COLUMN_HELP`).
+    """
     task = load_task(task_name)
     progress(f"task {task_name}: {task.description}; tile shape {tile_shape[0]}x{tile_shape[1]}")
     records = sweep(task, tile_shape, memory=memory, progress=progress, quick=quick)
@@ -95,15 +79,19 @@ def run_task(task_name, tile_shape, *, quick, n_samples, tolerance, progress, me
             he = measure_encrypted(rec["model"], X_he)
             progress(f"  {1e3 * he['seconds_per_sample']:.2f} ms/sample, agreement "
                      f"{100 * he['agreement']:.1f}%")
-        results.append({"variant": variant, "selected": _clean(rec), "he": he,
+        results.append({"variant": variant, "selected": json_record(rec), "he": he,
                         "row": _row(variant, rec, he)})
     return task, records, results
 
 
-def _pareto_png(records, task, metric, path):
-    from .plotting import ParetoDisplay
+def _json_records(records):
+    return [json_record(r) for r in records]
 
-    disp = ParetoDisplay.from_json([_clean(r) for r in records], task=task, score_name=metric)
+
+def _pareto_png(records, task, metric, path):
+    from ..plotting import ParetoDisplay
+
+    disp = ParetoDisplay.from_json(_json_records(records), task=task, score_name=metric)
     disp.ax_.set_title(f"{task}: weight ciphertexts vs held-out {metric}")
     disp.figure_.savefig(path, dpi=110)
     import matplotlib.pyplot as plt
@@ -134,7 +122,20 @@ def _headline(results):
 
 
 def cmd_demo(args, progress):
-    """``skhepex demo``: one task, four variants, real encrypted inference."""
+    """Run ``skhepex demo``: one task, four variants, real encrypted inference.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed and validated arguments of the ``demo`` command.
+    progress : callable
+        Called with one message per stage.
+
+    Returns
+    -------
+    status : int
+        Exit status, 0.
+    """
     with tempfile.TemporaryDirectory() as cache:
         task, records, results = run_task(
             args.model, tuple(args.tile_shape), quick=args.quick, n_samples=args.n_samples,
@@ -156,7 +157,7 @@ def cmd_demo(args, progress):
         args.out.mkdir(parents=True, exist_ok=True)
         payload = {"task": task.name, "description": task.description, "metric": task.metric,
                    "tile_shape": list(args.tile_shape), "tolerance": args.tolerance,
-                   "records": [_clean(r) for r in records],
+                   "records": _json_records(records),
                    "selected": [{k: v for k, v in r.items() if k != "row"} for r in results],
                    "headline": head}
         (args.out / "demo.json").write_text(json.dumps(payload, indent=2, default=float))
@@ -168,20 +169,42 @@ def cmd_demo(args, progress):
     return 0
 
 
-BENCH_TASKS = ("ae", "dae", "mlp", "cnn")
-
-
-def _rst_table(rows, columns):
-    lines = [".. list-table::", "   :header-rows: 1", ""]
-    for i, row in enumerate([dict(zip(columns, columns))] + rows):
-        for j, c in enumerate(columns):
-            cell = str(row.get(c, "")).replace("*", r"\*")  # a footnote mark, not emphasis
-            lines.append(("   * - " if j == 0 else "     - ") + cell)
-    return "\n".join(lines)
+def _bench_command(args):
+    """The ``skhepex bench`` command line that reproduces ``args`` (non-defaults only)."""
+    parts = ["skhepex", "bench", "--out", str(args.out)]
+    if tuple(args.tasks) != BENCH_TASKS:
+        parts += ["--tasks", *args.tasks]
+    if args.quick:
+        parts.append("--quick")
+    if args.no_he:
+        parts.append("--no-he")
+    if tuple(args.tile_shape) != DEFAULT_TILE_SHAPE:
+        parts += ["--tile-shape", *map(str, args.tile_shape)]
+    if args.n_samples != DEFAULT_N_SAMPLES["bench"]:
+        parts += ["--n-samples", str(args.n_samples)]
+    if args.tolerance != DEFAULT_TOLERANCE:
+        parts += ["--tolerance", str(args.tolerance)]
+    return " ".join(parts)
 
 
 def cmd_bench(args, progress):
-    """``skhepex bench``: the paper's evaluation structure on digits."""
+    """Run ``skhepex bench``: the paper's evaluation structure on digits.
+
+    Writes ``results.json``, ``results.md``, ``results.rst`` and
+    ``pareto_<task>.png`` into ``args.out``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed and validated arguments of the ``bench`` command.
+    progress : callable
+        Called with one message per stage.
+
+    Returns
+    -------
+    status : int
+        Exit status, 0.
+    """
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     all_records, summary, tables_md, tables_rst = [], [], [], []
@@ -191,7 +214,7 @@ def cmd_bench(args, progress):
                 name, tuple(args.tile_shape), quick=args.quick, n_samples=args.n_samples,
                 tolerance=args.tolerance, progress=progress, memory=cache,
                 encrypted=not args.no_he)
-            all_records += [_clean(r) for r in records]
+            all_records += _json_records(records)
             head = _headline(results)
             summary.append({"task": name, "description": task.description,
                             "metric": task.metric, "headline": head,
@@ -210,7 +233,7 @@ def cmd_bench(args, progress):
                                  for k, v in head.items())
             note = NOT_WITHIN if any(r["degradation"].endswith("*") for r in rows) else ""
             rst = [task.description, "-" * len(task.description), "",
-                   _rst_table(rows, cols), ""] + ([note.replace("*", r"\*", 1), ""] if note
+                   rst_table(rows, cols), ""] + ([note.replace("*", r"\*", 1), ""] if note
                                                   else []) + [f"PPTE: {head_txt}.", ""]
             if png:
                 rst += [f".. image:: /benchmarks/{png}", "   :width: 70%", ""]
@@ -225,72 +248,15 @@ def cmd_bench(args, progress):
         {**meta, "records": all_records, "summary": summary}, indent=2, default=float))
     (out / "results.md").write_text(
         f"# skhepex bench ({meta['generated']})\n\n" + "\n".join(tables_md))
-    cmd = " ".join(["skhepex", "bench", "--out", str(out)] + (["--quick"] if args.quick else []))
+    cmd = _bench_command(args)
+    he_text = ("no encrypted inference" if args.no_he else
+               f"{args.n_samples} encrypted test samples per variant (TenSEAL CKKS)")
     header = [".. generated by `skhepex bench`; do not edit, regenerate with:",
-              f"   {cmd}", "",
+              f"   {cmd} --force", "",
               f"Generated {meta['generated']} by ``{cmd}``: digits data, tile shape "
               f"{args.tile_shape[0]}x{args.tile_shape[1]}, selection within "
               f"{100 * args.tolerance:.1f}% degradation on a validation split, "
-              f"{args.n_samples} encrypted test samples per variant (TenSEAL CKKS).", ""]
+              f"{he_text}.", ""]
     (out / "results.rst").write_text("\n".join(header) + "\n" + "\n".join(tables_rst))
     progress(f"wrote {out / 'results.json'}, results.md, results.rst and plots")
     return 0
-
-
-def build_parser():
-    """The argument parser of the ``skhepex`` command."""
-    parser = argparse.ArgumentParser(
-        prog="skhepex",
-        description="HE-PEx: pruning neural networks for homomorphic encryption.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def common(p, n_samples):
-        p.add_argument("--tile-shape", type=int, nargs=2, default=(8, 8),
-                       metavar=("T1", "T2"), help="tile shape, powers of two (default: 8 8)")
-        p.add_argument("--n-samples", type=int, default=n_samples,
-                       help=f"encrypted test samples per variant (default: {n_samples})")
-        p.add_argument("--tolerance", type=float, default=0.025,
-                       help="allowed relative degradation (default: 0.025)")
-        p.add_argument("--quiet", action="store_true", help="no progress lines")
-
-    demo = sub.add_parser("demo", help="HE-PEx variants + encrypted inference on digits")
-    demo.add_argument("--model", choices=("mlp", "ae", "cnn"), default="mlp",
-                      help="network (default: mlp)")
-    demo.add_argument("--out", type=Path, default=None,
-                      help="folder for demo.json and pareto.png")
-    demo.add_argument("--quick", action="store_true",
-                      help="small sparsity grids (seconds instead of a minute)")
-    common(demo, 64)
-
-    bench = sub.add_parser("bench", help="paper-style evaluation (JSON, tables, plots)")
-    bench.add_argument("--out", type=Path, default=Path("docs/benchmarks"),
-                       help="output folder (default: docs/benchmarks)")
-    bench.add_argument("--tasks", nargs="+", choices=BENCH_TASKS, default=list(BENCH_TASKS))
-    bench.add_argument("--quick", action="store_true", help="small sparsity grids")
-    bench.add_argument("--no-he", action="store_true", help="skip encrypted inference")
-    common(bench, 128)
-    return parser
-
-
-def _validate(parser, args):
-    t1, t2 = args.tile_shape
-    for t in (t1, t2):
-        if t < 1 or t & (t - 1):
-            parser.error(f"--tile-shape values must be powers of two, got {t1} {t2}")
-    if args.n_samples < 1:
-        parser.error("--n-samples must be at least 1")
-    if not 0 <= args.tolerance < 1:
-        parser.error("--tolerance must be in [0, 1)")
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        parser.error(f"--out {args.out} exists and is not a folder")
-
-
-def main(argv=None):
-    """Entry point of the ``skhepex`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _validate(parser, args)
-    progress = Progress(args.quiet)
-    if args.command == "demo":
-        return cmd_demo(args, progress)
-    return cmd_bench(args, progress)

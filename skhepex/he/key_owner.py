@@ -1,0 +1,304 @@
+"""The key owner's side of :class:`~skhepex.he.HEPredictor`.
+
+Encrypt, decrypt, keep keys across processes (:meth:`KeyOwnerMixin.save_client`
+/ :meth:`KeyOwnerMixin.load_client`), hand out the public server package
+(:meth:`KeyOwnerMixin.save_server`), and pickle without any key.
+
+The client file holds the TenSEAL context *with the secret key* (plus the
+public and relinearisation keys, not the Galois keys, which are regenerated),
+the fingerprints of the packed plans it belongs to, and a format version; it is
+written only by an explicit :meth:`~KeyOwnerMixin.save_client` call, with
+owner-only permissions (0600), optionally encrypted with a password
+(``cryptography``'s Fernet with a scrypt-derived key).
+"""
+from __future__ import annotations
+
+import base64
+import os
+
+from sklearn.utils.validation import check_is_fitted
+
+from .serialization import SerializationError, pack, plan_from_bytes, plan_to_bytes, unpack
+from .wire import plan_fingerprint
+
+__all__ = ["KeyOwnerMixin", "CLIENT_FILE_VERSION"]
+
+#: Version of the client key file format.
+CLIENT_FILE_VERSION = 1
+
+
+def _fernet(password, salt):
+    try:
+        from cryptography.fernet import Fernet
+        from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+    except ImportError as exc:  # pragma: no cover - cryptography is usually present
+        raise ImportError("password-protected key files need the 'cryptography' "
+                          "package (pip install cryptography)") from exc
+    key = Scrypt(salt=salt, length=32, n=2 ** 15, r=8, p=1).derive(password.encode("utf-8"))
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _write_private(path, data):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    except BaseException:
+        raise
+
+
+class KeyOwnerMixin:
+    """Client-side methods of :class:`~skhepex.he.HEPredictor` (the key owner)."""
+
+    def _setup_backend(self):
+        self._servers = {}
+        self.client_ = self.server_ = None
+        if self.mode == "simulate":
+            return
+        from .client import Client
+
+        extra = [self.transform_plan_] if self.transform_plan_ is not None else []
+        self.client_ = Client(self.plan_, extra_plans=extra)
+        self.server_ = self.client_.server_model(self.plan_, name="predict")
+        self._servers["predict"] = self.server_
+
+    def rekey(self):
+        """Generate fresh keys and a new server model (e.g. after unpickling).
+
+        Returns
+        -------
+        self : HEPredictor
+        """
+        check_is_fitted(self, "plan_")
+        self._setup_backend()
+        return self
+
+    # --------------------------------------------------------------- client
+    def _check_keys(self):
+        check_is_fitted(self, "plan_")
+        if self.mode == "encrypted" and getattr(self, "client_", None) is None:
+            raise RuntimeError("this HEPredictor holds no keys (they are never pickled); call "
+                               "rekey() to generate fresh ones")
+
+    def _client_input(self, X):
+        """Preprocess and encode X on the client (plaintext)."""
+        if self.preprocessor_ is not None:
+            X = self.preprocessor_.transform(X)
+        X = self.network_estimator_.encode_input(X)
+        if X.shape[1] != self.plan_.n_features:
+            raise ValueError(f"X has {X.shape[1]} features after preprocessing; the network "
+                             f"expects {self.plan_.n_features}")
+        return X
+
+    def _plan(self, which):
+        if which == "transform":
+            if self.transform_plan_ is None:
+                raise AttributeError("this network has no transform")
+            return self.transform_plan_
+        return self.plan_
+
+    def _server(self, which):
+        if which not in self._servers:
+            self._servers[which] = self.client_.server_model(self._plan(which), name=which)
+        return self._servers[which]
+
+    @property
+    def transform_server_(self):
+        """ServerModel of the transform (encoder) plan, built on first use."""
+        self._check_keys()
+        return self._server("transform")
+
+    def encrypt(self, X):
+        """Client side: preprocess, encode and encrypt ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        batch : EncryptedBatch
+            Ciphertexts (``plan_.batch`` samples each); ``serialize()`` gives bytes.
+        """
+        self._check_keys()
+        if self.mode == "simulate":
+            raise RuntimeError("encrypt is not available in mode='simulate'")
+        return self.client_.encrypt(self._client_input(X))
+
+    def decrypt(self, result):
+        """Client side: decrypt an evaluated batch to the raw network outputs.
+
+        Parameters
+        ----------
+        result : EncryptedResult or bytes
+            Output of ``server_.evaluate`` (or its ``serialize()`` bytes).
+
+        Returns
+        -------
+        raw : ndarray of shape (n_samples, n_outputs)
+            Outputs before the output head, in the network's original output
+            order; codes for a ``transform_server_`` result.
+        """
+        self._check_keys()
+        if isinstance(result, (bytes, bytearray, memoryview)):
+            result = self.load_result(result)
+        which = "transform" if result.tag == "transform" else "predict"
+        raw = self.client_.decrypt(result, self._plan(which))
+        if which == "transform":
+            return raw
+        return self.network_estimator_.network_.unpermute_outputs(raw)
+
+    def load_result(self, data):
+        """Load an :class:`EncryptedResult` from untrusted bytes with the client's context.
+
+        Parameters
+        ----------
+        data : bytes
+
+        Returns
+        -------
+        result : EncryptedResult
+        """
+        self._check_keys()
+        from .serialization import unpack
+
+        tag = str(unpack(data, "EncryptedResult")[0].get("tag", ""))
+        return self.client_.load_result(data, self._plan("transform" if tag == "transform"
+                                                         else "predict"))
+
+
+    def _plan_ids(self):
+        ids = {"predict": plan_fingerprint(self.plan_)}
+        if self.transform_plan_ is not None:
+            ids["transform"] = plan_fingerprint(self.transform_plan_)
+        return ids
+
+    def save_client(self, path, *, password=None):
+        """Write the client's keys (secret key included) to ``path``, mode 0600.
+
+        The only way the secret key reaches a disk.  The file holds the
+        private TenSEAL context (secret, public and relinearisation keys), the
+        fingerprints of the packed plans (checked by :meth:`load_client`) and
+        a format version.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination (overwritten; created with owner-only permissions).
+        password : str, optional
+            Encrypt the file with this password (Fernet, scrypt key derivation).
+
+        Returns
+        -------
+        path : str or path-like
+            ``path``.
+        """
+        self._check_keys()
+        if self.mode == "simulate":
+            raise RuntimeError("simulate mode has no keys to save")
+        ctx = self.client_.save_context()
+        salt = os.urandom(16) if password is not None else b""
+        if password is not None:
+            ctx = _fernet(password, salt).encrypt(ctx)
+        header = dict(version=CLIENT_FILE_VERSION, plans=self._plan_ids(),
+                      key_id=self.client_.key_id, encrypted=password is not None)
+        _write_private(path, pack("ClientKeys", header, {"context": ctx, "salt": salt}))
+        return path
+
+    def load_client(self, path, *, password=None):
+        """Restore keys saved by :meth:`save_client` (e.g. on an unpickled predictor).
+
+        Parameters
+        ----------
+        path : str or path-like
+            A file written by :meth:`save_client`.
+        password : str, optional
+            The password it was saved with.
+
+        Returns
+        -------
+        self : HEPredictor
+            With ``client_`` and ``server_`` rebuilt from the saved keys: it
+            decrypts results of ciphertexts encrypted before the save.
+
+        Raises
+        ------
+        ValueError
+            A file of another format version, for another model, or a wrong
+            password.
+        """
+        from .client import Client
+
+        check_is_fitted(self, "plan_")
+        if self.mode == "simulate":
+            raise RuntimeError("simulate mode uses no keys")
+        with open(path, "rb") as f:
+            h, arrays = unpack(f.read(), "ClientKeys")
+        if h.get("version") != CLIENT_FILE_VERSION:
+            raise SerializationError(f"client key file version {h.get('version')!r} is not "
+                                     f"supported (this skhepex reads version "
+                                     f"{CLIENT_FILE_VERSION})")
+        if h.get("plans") != self._plan_ids():
+            raise ValueError("these keys were saved for another model or packing (plan "
+                             "fingerprints differ); load them on the predictor they were "
+                             "saved from (same estimator, tile shape and parameters)")
+        data = arrays["context"].tobytes()
+        if h.get("encrypted"):
+            if password is None:
+                raise ValueError("this key file is password-protected; pass password=")
+            from cryptography.fernet import InvalidToken
+            try:
+                data = _fernet(password, arrays["salt"].tobytes()).decrypt(data)
+            except InvalidToken:
+                raise ValueError("wrong password for this key file") from None
+        extra = [self.transform_plan_] if self.transform_plan_ is not None else []
+        client = Client(self.plan_, extra_plans=extra,
+                        context=Client.context_from_bytes(data))
+        if client.key_id != h.get("key_id"):
+            raise ValueError("the key file's public key does not match its fingerprint")
+        self.client_ = client
+        self.server_ = client.server_model(self.plan_, name="predict")
+        self._servers = {"predict": self.server_}
+        return self
+
+    def save_server(self, path):
+        """Write the public server package (no secret key) to ``path``.
+
+        Read it with :meth:`skhepex.he.ServerModel.load`.
+
+        Parameters
+        ----------
+        path : str or path-like
+
+        Returns
+        -------
+        path : str or path-like
+            ``path``.
+        """
+        self._check_keys()
+        with open(path, "wb") as f:
+            f.write(self.server_.serialize())
+        return path
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        for key in ("client_", "server_", "_servers"):
+            state.pop(key, None)
+        for key in ("plan_", "transform_plan_"):
+            if key in state:    # compact, pickle-free form of the plan (one tile per vector)
+                plan = state.pop(key)
+                state["_packed_" + key] = None if plan is None else plan_to_bytes(plan)
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        for key in ("plan_", "transform_plan_"):
+            if "_packed_" + key in state:
+                data = state.pop("_packed_" + key)
+                state[key] = None if data is None else plan_from_bytes(data)
+        self.__dict__.update(state)
+        if "plan_" in state:
+            self._servers = {}
+            self.client_ = None
+            self.server_ = None
