@@ -1,0 +1,98 @@
+"""Keys kept across processes: save_client / load_client / save_server (three processes)."""
+import os
+import pickle
+import stat
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from skhepex import MLPClassifier
+from skhepex.he import HEPredictor, ServerModel
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(scope="module")
+def fitted(digits):
+    X_train, X_test, y_train, _ = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier(hidden_layer_sizes=(12,), max_iter=10,
+                            random_state=0).fit(X_train, y_train)
+    return clf, HEPredictor(clf, prefit=True, tile_shape=(8, 8)).fit(), X_test[:20]
+
+
+def _run(code, cwd):
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_keys_survive_three_processes(fitted, tmp_path):
+    clf, he, X = fitted
+    # process 1 (this one): encrypt, save keys, server package and the pickled predictor
+    batch = he.encrypt(X)
+    (tmp_path / "batch.bin").write_bytes(batch.serialize())
+    he.save_client(tmp_path / "client.keys")
+    he.save_server(tmp_path / "server.pkg")
+    (tmp_path / "he.pkl").write_bytes(pickle.dumps(he))
+    assert stat.S_IMODE(os.stat(tmp_path / "client.keys").st_mode) == 0o600
+    # process 2: a server loaded from the package evaluates the old batch
+    _run("""
+        from skhepex.he import ServerModel
+        server = ServerModel.load("server.pkg")
+        assert not server.context.has_secret_key()
+        res = server.evaluate(server.load_batch(open("batch.bin", "rb").read()))
+        open("result.bin", "wb").write(res.serialize())
+    """, tmp_path)
+    # process 3: unpickle (no keys), load the client keys, decrypt
+    out = _run("""
+        import pickle, numpy as np
+        he = pickle.loads(open("he.pkl", "rb").read())
+        assert he.client_ is None
+        he.load_client("client.keys")
+        raw = he.decrypt(open("result.bin", "rb").read())
+        np.save("raw.npy", raw)
+        print("ok")
+    """, tmp_path)
+    assert "ok" in out
+    np.testing.assert_allclose(np.load(tmp_path / "raw.npy"), clf.decision_function(X),
+                               atol=1e-3)
+
+
+def test_server_side_objects_cannot_decrypt(fitted, tmp_path):
+    clf, he, X = fitted
+    server = ServerModel.load(he.server_.serialize())
+    for ctx in (server.context, he.server_.context):
+        assert not ctx.has_secret_key()
+        with pytest.raises(Exception):
+            ctx.secret_key()
+    # the package bytes contain no window of the secret key's bytes
+    from skhepex.he.seal_tools import save_seal
+    sk = save_seal(he.client_.context.secret_key().data)
+    pkg = he.server_.serialize()
+    for start in np.linspace(32, len(sk) - 64, 16).astype(int):
+        assert sk[start:start + 48] not in pkg
+
+
+def test_password_and_mismatch(fitted, tmp_path, digits):
+    clf, he, X = fitted
+    path = tmp_path / "k.keys"
+    he.save_client(path, password="s3cret")
+    clone_ = pickle.loads(pickle.dumps(he))
+    with pytest.raises(ValueError, match="password"):
+        clone_.load_client(path)
+    with pytest.raises(ValueError, match="wrong password"):
+        clone_.load_client(path, password="nope")
+    clone_.load_client(path, password="s3cret")
+    np.testing.assert_allclose(clone_.decrypt(he.server_.evaluate(he.encrypt(X))),
+                               clf.decision_function(X), atol=1e-3)
+    other = HEPredictor(clf, prefit=True, tile_shape=(4, 8)).fit()
+    with pytest.raises(ValueError, match="another model"):
+        other.load_client(path, password="s3cret")
