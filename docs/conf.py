@@ -94,7 +94,7 @@ API_SECTIONS = [
     ("Pruning", "skhepex.pruning",
      "The HE-PEx meta-estimator, its pruning steps and the model-selection helpers."),
     ("Encrypted inference", "skhepex.he",
-     "The CKKS predictor, the cost report, the tile-tensor engine and parameter "
+     "The CKKS predictor, the cost report, the compiler, client, server and parameter "
      "selection."),
     ("Plotting", "skhepex.plotting",
      "scikit-learn-style displays (needs ``pip install \"skhepex[plot]\"``)."),

@@ -133,6 +133,8 @@ def test_help_describes_every_option_variant_and_column():
         assert sp.description, cmd
         for action in sp._actions:
             assert action.help, (cmd, action.dest)
+        if cmd == "serve":
+            continue  # serves a saved package: no variants or columns
         text = sp.format_help()
         for variant in VARIANTS:
             assert f"\n  {variant} " in text, (cmd, variant)

@@ -1,17 +1,19 @@
-"""Command-line interface: ``skhepex demo`` and ``skhepex bench``.
+"""Command-line interface: ``skhepex demo``, ``skhepex bench`` and ``skhepex serve``.
 
 ``skhepex demo`` is the main job: on the embedded digits data it trains a
 dense network, runs the HE-PEx variants (dense, magnitude only, Hunter-style
 tiles, PPTE), runs real encrypted inference (TenSEAL CKKS) for each selected
 model and prints/writes the comparison. ``skhepex bench`` runs the paper-style
 evaluation over four tasks and writes JSON, a Markdown table, an RST page for
-the docs and Pareto plots.
+the docs and Pareto plots. ``skhepex serve`` serves a saved server package
+over HTTP (the ``[serve]`` extra, see :mod:`skhepex.serve`).
 
 This module (the parser and :func:`main`) and :mod:`skhepex.cli.output`
 (progress lines, tables) import only the standard library, so that
 ``skhepex --help`` and argument errors are instantaneous; the commands live
 in :mod:`skhepex.cli.commands`, imported by :func:`main` when one runs, and
-NumPy, scikit-learn, TenSEAL and matplotlib are imported from there.
+NumPy, scikit-learn, TenSEAL and matplotlib are imported from there
+(:mod:`skhepex.cli.serve` for ``serve``: TenSEAL, Starlette, uvicorn).
 """
 
 import argparse
@@ -21,8 +23,8 @@ from pathlib import Path
 from .output import COLUMN_HELP, DEMO_COLUMNS, Progress, columns_text, format_table
 
 __all__ = ["BENCH_TASKS", "COLUMN_HELP", "DEMO_COLUMNS", "DEFAULT_N_SAMPLES",
-           "DEFAULT_TILE_SHAPE", "DEFAULT_TOLERANCE", "Progress", "build_parser",
-           "format_table", "main"]
+           "DEFAULT_TILE_SHAPE", "DEFAULT_TOLERANCE", "DEFAULT_HOST", "DEFAULT_PORT",
+           "DEFAULT_MAX_BODY_MB", "Progress", "build_parser", "format_table", "main"]
 
 #: Tasks of ``skhepex bench`` (names of :data:`skhepex.experiments.TASKS`).
 BENCH_TASKS = ("ae", "dae", "mlp", "cnn")
@@ -33,6 +35,12 @@ DEFAULT_TILE_SHAPE = (8, 8)
 DEFAULT_TOLERANCE = 0.025
 #: Default ``--n-samples`` of each command.
 DEFAULT_N_SAMPLES = {"demo": 64, "bench": 128}
+#: Default ``--host`` of ``skhepex serve`` (loopback only).
+DEFAULT_HOST = "127.0.0.1"
+#: Default ``--port`` of ``skhepex serve``.
+DEFAULT_PORT = 8000
+#: Default ``--max-body-mb`` of ``skhepex serve`` (MiB).
+DEFAULT_MAX_BODY_MB = 64.0
 
 _VARIANTS_TEXT = """\
 variants (steps of one HEPEx pipeline, with the same settings; only the
@@ -62,7 +70,7 @@ def build_parser():
     Returns
     -------
     parser : argparse.ArgumentParser
-        The parser, with the sub-commands ``demo`` and ``bench``.
+        The parser, with the sub-commands ``demo``, ``bench`` and ``serve``.
     """
     parser = argparse.ArgumentParser(
         prog="skhepex",
@@ -136,10 +144,63 @@ def build_parser():
                        help="skip encrypted inference (no TenSEAL; the latency, memory "
                             "and agreement columns are left out)")
     common(bench, "bench")
+    _add_serve(sub)
     return parser
 
 
+def _add_serve(sub):
+    serve = sub.add_parser(
+        "serve", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="serve a saved server package over HTTP (needs the [serve] extra)",
+        description=_fill("Serve a server package written by HEPredictor.save_server "
+                          "(public keys and packed model, no secret key) over HTTP with "
+                          "uvicorn. Needs the [serve] extra: pip install 'skhepex[serve]'.")
+        + "\n\nendpoints:\n"
+          "  GET /health     JSON: the model's public metadata (input size, request-size\n"
+          "                  classes, CKKS parameters, fingerprints; no key material)\n"
+          "  POST /evaluate  body: EncryptedBatch.serialize() bytes; answer:\n"
+          "                  EncryptedResult.serialize() bytes; errors: 4xx/5xx with\n"
+          "                  JSON {\"error\": message}\n\n"
+          "client: skhepex.he.RemoteServer(url).evaluate(he.encrypt(X)) returns the\n"
+          "result bytes for he.decrypt.")
+    serve.add_argument("package", type=Path, metavar="PACKAGE",
+                       help="server package file (he.save_server(PACKAGE))")
+    serve.add_argument("--host", default=DEFAULT_HOST,
+                       help="address to bind (default: %(default)s, loopback only; "
+                            "the service has no authentication and no TLS: put a "
+                            "reverse proxy in front to expose it)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT,
+                       help="TCP port (default: %(default)s; 0 picks a free one)")
+    serve.add_argument("--max-body-mb", type=float, default=DEFAULT_MAX_BODY_MB,
+                       metavar="MB",
+                       help="largest request body in MiB; longer ones are answered 413 "
+                            "(default: %(default)g)")
+    serve.add_argument("--threads", type=int, default=2, metavar="N",
+                       help="evaluations run at once per process, in threads (default: "
+                            "%(default)s; SEAL holds the GIL, so more threads add no "
+                            "throughput)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="worker processes, each with a copy of the model: use the "
+                            "cores (default: %(default)s)")
+    serve.add_argument("--quiet", action="store_true",
+                       help="no start-up lines and no access log on stderr")
+
+
+def _validate_serve(parser, args):
+    if not args.package.is_file():
+        parser.error(f"server package {args.package} is not a file")
+    if not 0 <= args.port <= 65535:
+        parser.error("--port must be in [0, 65535]")
+    if not 0 < args.max_body_mb < float("inf"):
+        parser.error("--max-body-mb must be positive and finite")
+    if args.threads < 1 or args.workers < 1:
+        parser.error("--threads and --workers must be at least 1")
+
+
 def _validate(parser, args):
+    if args.command == "serve":
+        _validate_serve(parser, args)
+        return
     t1, t2 = args.tile_shape
     for t in (t1, t2):
         if t < 1 or t & (t - 1):
@@ -174,6 +235,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     _validate(parser, args)
     progress = Progress(args.quiet)
+    if args.command == "serve":
+        from .serve import cmd_serve  # TenSEAL, Starlette, uvicorn: only to run
+
+        return cmd_serve(args, progress)
     from . import commands  # NumPy, scikit-learn, the experiments: only to run
 
     if args.command == "demo":

@@ -121,21 +121,36 @@ def _headline(results):
     return out
 
 
+#: Parameters and Returns of a command function, appended by :func:`_command_doc`.
+_COMMAND_SECTIONS = """Parameters
+----------
+args : argparse.Namespace
+    Parsed and validated arguments of the ``{name}`` command.
+progress : callable
+    Called with one message per stage.
+
+Returns
+-------
+status : int
+    Exit status, 0.
+"""
+
+
+def _command_doc(name):
+    """Decorator appending :data:`_COMMAND_SECTIONS` for command ``name`` to a docstring."""
+    def decorate(func):
+        from inspect import cleandoc
+
+        if func.__doc__:  # None under python -OO
+            func.__doc__ = f"{cleandoc(func.__doc__)}\n\n{_COMMAND_SECTIONS.format(name=name)}"
+        return func
+
+    return decorate
+
+
+@_command_doc("demo")
 def cmd_demo(args, progress):
-    """Run ``skhepex demo``: one task, four variants, real encrypted inference.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        Parsed and validated arguments of the ``demo`` command.
-    progress : callable
-        Called with one message per stage.
-
-    Returns
-    -------
-    status : int
-        Exit status, 0.
-    """
+    """Run ``skhepex demo``: one task, four variants, real encrypted inference."""
     with tempfile.TemporaryDirectory() as cache:
         task, records, results = run_task(
             args.model, tuple(args.tile_shape), quick=args.quick, n_samples=args.n_samples,
@@ -187,23 +202,12 @@ def _bench_command(args):
     return " ".join(parts)
 
 
+@_command_doc("bench")
 def cmd_bench(args, progress):
     """Run ``skhepex bench``: the paper's evaluation structure on digits.
 
     Writes ``results.json``, ``results.md``, ``results.rst`` and
     ``pareto_<task>.png`` into ``args.out``.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        Parsed and validated arguments of the ``bench`` command.
-    progress : callable
-        Called with one message per stage.
-
-    Returns
-    -------
-    status : int
-        Exit status, 0.
     """
     out = args.out
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Training loop and common behaviour of every skhepex network estimator."""
+"""Training loop and common behaviour of every skhepex network estimator (and the MLP mixin)."""
 
 import logging
 import warnings
@@ -8,12 +8,14 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
+from sklearn.utils import TransformerTags, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from ..nn.activations import ACTIVATIONS, Activation
+from ..nn.layers import Dense
+from ..nn.network import Network
 from ..nn.optimizers import make_optimizer
 from .contract import NetworkMixin
 
@@ -24,14 +26,34 @@ logger = logging.getLogger("skhepex")
 MAX_GRAD_NORM = 10.0
 
 
+def shared_params(init_locals):
+    """The shared hyper-parameters among the ``locals()`` of a subclass ``__init__``.
+
+    Parameters
+    ----------
+    init_locals : dict
+        ``locals()`` of an ``__init__`` whose signature includes every
+        parameter of :class:`BaseNetwork`.
+
+    Returns
+    -------
+    params : dict
+        The keyword arguments of ``BaseNetwork.__init__``.
+    """
+    return {name: init_locals[name] for name in BaseNetwork._parameter_constraints}
+
+
 class BaseNetwork(NetworkMixin, BaseEstimator):
     """Base class of the NumPy network estimators (not for direct use).
 
     Implements the training loop and the shared parts of the network contract
-    (:class:`~skhepex.estimators.NetworkMixin`). Subclasses define
-    ``_build_network(X, T, rng)``, ``_target_matrix``, ``_loss``, ``_head``
-    and ``fit``. Fitted networks expose ``coefs_``, ``intercepts_`` and
-    ``masks_`` (lists over weight layers) as views on ``network_``.
+    (:class:`~skhepex.estimators.NetworkMixin`), and stores the
+    hyper-parameters every network shares (documented by each estimator).
+    Subclasses define ``_build_network(X, T, rng)``, ``_target_matrix``,
+    ``_loss``, ``_head`` and ``fit``. Fitted networks expose ``coefs_``,
+    ``intercepts_`` and ``masks_`` (lists over weight layers) as views on
+    ``network_``. A subclass changing a default passes its shared
+    parameters on with ``super().__init__(**shared_params(locals()))``.
     """
 
     _parameter_constraints = {
@@ -52,6 +74,28 @@ class BaseNetwork(NetworkMixin, BaseEstimator):
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
     }
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="square", *, poly_coefs=None,
+                 poly_trainable=False, solver="adam", alpha=1e-4, batch_size="auto",
+                 learning_rate_init=1e-3, max_iter=200, tol=1e-4, early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=10, random_state=None,
+                 verbose=False, warm_start=False):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.poly_coefs = poly_coefs
+        self.poly_trainable = poly_trainable
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
 
     # ------------------------------------------------------------ fitted views
     @property
@@ -91,6 +135,15 @@ class BaseNetwork(NetworkMixin, BaseEstimator):
     def _make_activation(self):
         return Activation(self.activation, coefs=self.poly_coefs,
                           trainable=self.poly_trainable)
+
+    def _dense_stack(self, sizes):
+        """Dense layers through ``sizes``, the activation after all but the last."""
+        layers = []
+        for i in range(len(sizes) - 1):
+            layers.append(Dense(sizes[i], sizes[i + 1]))
+            if i < len(sizes) - 2:
+                layers.append(self._make_activation())
+        return layers
 
     def _batch_size(self, n):
         if self.batch_size == "auto":
@@ -233,11 +286,19 @@ class BaseNetwork(NetworkMixin, BaseEstimator):
 
     def _fit(self, X, T, incremental=False):
         rng = check_random_state(self.random_state)
+        lo, hi = X.min(axis=0), X.max(axis=0)
         if not (self.warm_start or incremental) or not self._is_fitted():
             self._initialize(X, T, rng)
-        elif not hasattr(self, "_optimizer"):
-            self._optimizer = make_optimizer(self.solver, self.network_.params(),
-                                             self.learning_rate_init)
+        else:
+            if getattr(self, "input_range_", None) is not None:
+                lo = np.minimum(lo, self.input_range_[0])
+                hi = np.maximum(hi, self.input_range_[1])
+            if not hasattr(self, "_optimizer"):
+                self._optimizer = make_optimizer(self.solver, self.network_.params(),
+                                                 self.learning_rate_init)
+        # the box of the training inputs (flattened, original order): the default input
+        # range encrypted inference is parametrised for
+        self.input_range_ = (lo, hi)
         return self._train(X, T, 1 if incremental else self.max_iter,
                            incremental=incremental, rng=rng)
 
@@ -282,4 +343,35 @@ class BaseNetwork(NetworkMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        return tags
+
+
+class _MLPMixin:
+    """Dense architecture and ``transform`` shared by the two perceptrons."""
+
+    def _build_network(self, X, T, rng):
+        sizes = [X.shape[1], *self._hidden_sizes(), T.shape[1]]
+        return Network(self._dense_stack(sizes), (X.shape[1],)).build(rng)
+
+    def transform(self, X):
+        """Return the last hidden layer's activations.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to represent.
+
+        Returns
+        -------
+        H : ndarray of shape (n_samples, n_hidden)
+            Representation fed to the output layer (the network's internal
+            hidden order).
+        """
+        X = self._check_input(X)
+        return self.output_head(self._forward_upto_last(X), "transform")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags = TransformerTags()  # transform: hidden representation
+        tags.transformer_tags.preserves_dtype = []  # always float64
         return tags

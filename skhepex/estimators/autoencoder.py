@@ -5,15 +5,13 @@ from sklearn.base import TransformerMixin
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ..nn.layers import Dense
 from ..nn.losses import squared_error
 from ..nn.network import Network
-from ._base import BaseNetwork
-from .mlp import _COMMON_DOC, _FITTED_DOC
+from ._base import BaseNetwork, shared_params
 
 
 class Autoencoder(TransformerMixin, BaseNetwork):
-    __doc__ = f"""Fully connected autoencoder (NumPy), HE-friendly by default.
+    """Fully connected autoencoder (NumPy), HE-friendly by default.
 
     ``hidden_layer_sizes=(32,)`` on 64 features builds 64-32-64;
     ``(128, 32, 128)`` builds 64-128-32-128-64. The *code* is the middle
@@ -22,11 +20,65 @@ class Autoencoder(TransformerMixin, BaseNetwork):
     ``X``; ``fit(X_noisy, X_clean)`` trains a denoising autoencoder.
 
     Parameters
-    ----------{_COMMON_DOC.replace("default=(100,)", "default=(32,)")}
+    ----------
+    hidden_layer_sizes : array-like of int, default=(32,)
+        Hidden widths, encoder then decoder; the middle one is the code.
+    activation : {"square", "poly", "relu", "tanh", "logistic", "identity"}, default="square"
+        Activation after every hidden layer (the code included). Use
+        ``"square"`` or ``"poly"`` to encode or reconstruct under encryption.
+    poly_coefs : tuple of 3 floats, default=None
+        Initial coefficients ``(a, b, c)`` of the ``"poly"`` activation
+        ``a x^2 + b x + c``, by default ``(0.125, 0.5, 0.25)``.
+    poly_trainable : bool, default=False
+        Whether the ``"poly"`` coefficients are trained too.
+    solver : {"adam", "sgd"}, default="adam"
+        Gradient method used for the reconstruction loss.
+    alpha : float, default=1e-4
+        Weight decay (L2 penalty).
+    batch_size : int or "auto", default="auto"
+        Size of the mini-batches (``"auto"`` means ``min(200, n_samples)``).
+    learning_rate_init : float, default=1e-3
+        Initial step size of the solver.
+    max_iter : int, default=200
+        Most epochs one ``fit`` runs.
+    tol : float, default=1e-4
+        Smallest reconstruction-loss improvement that resets the patience.
+    early_stopping : bool, default=False
+        Monitor the reconstruction error of held-out samples and stop (with
+        the best weights) when it no longer improves.
+    validation_fraction : float, default=0.1
+        Proportion of samples set aside when ``early_stopping`` is on.
+    n_iter_no_change : int, default=10
+        Epochs tolerated without improvement.
+    random_state : int, RandomState instance or None, default=None
+        Random seed of the weights, the batch order and the held-out split.
+    verbose : bool, default=False
+        Report the reconstruction loss after each epoch (``"skhepex"`` logger).
+    warm_start : bool, default=False
+        Start the next ``fit`` from the current weights.
+
     Attributes
-    ----------{_FITTED_DOC}
+    ----------
+    coefs_ : list of ndarray
+        Encoder and decoder weight matrices, each (n_in, n_out).
+    intercepts_ : list of ndarray
+        Encoder and decoder biases.
+    masks_ : list of ndarray of bool
+        Masks of the weights; pruned weights are zero.
+    network_ : skhepex.nn.Network
+        The encoder-decoder network.
+    loss_curve_ : list of float
+        Reconstruction loss of each epoch.
+    n_iter_ : int
+        Epochs completed.
+    n_features_in_ : int
+        Dimension of the inputs.
     code_layer_ : int
         Index (among hidden layers) of the code layer.
+
+    See Also
+    --------
+    MLPRegressor : The same network trained on arbitrary targets.
 
     Examples
     --------
@@ -43,33 +95,13 @@ class Autoencoder(TransformerMixin, BaseNetwork):
                  learning_rate_init=1e-3, max_iter=200, tol=1e-4, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, random_state=None,
                  verbose=False, warm_start=False):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.poly_coefs = poly_coefs
-        self.poly_trainable = poly_trainable
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
+        super().__init__(**shared_params(locals()))
 
     def _build_network(self, X, T, rng):
         hidden = self._hidden_sizes()
-        sizes = [X.shape[1], *hidden, T.shape[1]]
-        layers = []
-        for i in range(len(sizes) - 1):
-            layers.append(Dense(sizes[i], sizes[i + 1]))
-            if i < len(sizes) - 2:
-                layers.append(self._make_activation())
         self.code_layer_ = len(hidden) // 2
-        return Network(layers, (X.shape[1],)).build(rng)
+        sizes = [X.shape[1], *hidden, T.shape[1]]
+        return Network(self._dense_stack(sizes), (X.shape[1],)).build(rng)
 
     def _loss(self, out, T):
         return squared_error(out, T)
@@ -113,14 +145,14 @@ class Autoencoder(TransformerMixin, BaseNetwork):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Inputs (noisy inputs for a denoising autoencoder).
+            One batch of inputs (noisy ones when training a denoiser).
         y : array-like of shape (n_samples, n_outputs), default=None
-            Reconstruction targets; defaults to ``X``.
+            Clean version of the batch; defaults to ``X``.
 
         Returns
         -------
         self : Autoencoder
-            Updated estimator.
+            The estimator, trained one more epoch.
         """
         first = not self._is_fitted()
         if first:
@@ -149,12 +181,12 @@ class Autoencoder(TransformerMixin, BaseNetwork):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Input data.
+            Samples to encode.
 
         Returns
         -------
         code : ndarray of shape (n_samples, n_code)
-            The code.
+            The code of every sample.
         """
         X = self._check_input(X)
         return self.output_head(self.network_.forward(X, upto=self._code_index()),
@@ -190,7 +222,7 @@ class Autoencoder(TransformerMixin, BaseNetwork):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Inputs (noisy inputs for a denoising autoencoder).
+            Samples to reconstruct (noisy ones for a denoising autoencoder).
 
         Returns
         -------

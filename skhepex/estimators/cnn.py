@@ -6,13 +6,14 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ..nn.layers import AvgPool2D, Conv2D, Dense, Flatten
+from ..nn.layers import AvgPool2D, Conv2D, Flatten
 from ..nn.network import Network
-from .mlp import _COMMON_DOC, _FITTED_DOC, MLPClassifier
+from ._base import shared_params
+from .mlp import MLPClassifier
 
 
 class CNNClassifier(MLPClassifier):
-    __doc__ = f"""Convolutional network classifier (NumPy), HE-friendly by default.
+    """Convolutional network classifier (NumPy), HE-friendly by default.
 
     Architecture: for each entry of ``conv_channels`` a block
     ``Conv2D(kernel_size, stride, padding) -> AvgPool2D(pool_size) -> activation``,
@@ -39,14 +40,73 @@ class CNNClassifier(MLPClassifier):
     pool_size : int, default=2
         Average-pooling window (clipped to the feature-map size).
     input_shape : tuple of int (C, H, W), default=None
-        Shape of one sample when X is 2-D.{_COMMON_DOC.replace("default=(100,)", "default=()").replace(
-        "learning_rate_init : float, default=1e-3", "learning_rate_init : float, default=1e-2")}
+        Shape of one sample when X is 2-D.
+    hidden_layer_sizes : array-like of int, default=()
+        Dense hidden layers between the flattened feature maps and the
+        output layer; none by default.
+    activation : {"square", "poly", "relu", "tanh", "logistic", "identity"}, default="square"
+        Activation of every convolution block and dense hidden layer; the
+        polynomial ones (``"square"``, ``"poly"``) run under encryption.
+    poly_coefs : tuple of 3 floats, default=None
+        ``(a, b, c)`` the ``"poly"`` activations start from; ``None`` gives
+        ``(0.125, 0.5, 0.25)``.
+    poly_trainable : bool, default=False
+        Learn one ``"poly"`` coefficient triple per activation layer.
+    solver : {"adam", "sgd"}, default="adam"
+        Optimizer of kernels and dense weights.
+    alpha : float, default=1e-4
+        L2 penalty on kernels and dense weights.
+    batch_size : int or "auto", default="auto"
+        Images per mini-batch; ``"auto"`` takes at most 200.
+    learning_rate_init : float, default=1e-2
+        Step size (larger than the perceptrons' default: the pooled square
+        activations train slowly otherwise).
+    max_iter : int, default=200
+        Upper bound on the training epochs.
+    tol : float, default=1e-4
+        Threshold below which a change of loss or validation score is no
+        improvement.
+    early_stopping : bool, default=False
+        Stop on a plateau of the score of a stratified held-out set and roll
+        back to the best weights.
+    validation_fraction : float, default=0.1
+        Part of the images held out when ``early_stopping`` is set.
+    n_iter_no_change : int, default=10
+        Number of epochs of plateau before stopping.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the kernel and weight initialisation, the shuffling and the
+        held-out split.
+    verbose : bool, default=False
+        Emit the epoch losses on the ``"skhepex"`` logger.
+    warm_start : bool, default=False
+        Resume training from the fitted kernels and weights on ``fit``.
+
     Attributes
     ----------
-    classes_ : ndarray
-        Class labels.
+    classes_ : ndarray of shape (n_classes,)
+        Labels of the classes.
     input_shape_ : tuple of int
-        Shape (C, H, W) of one sample.{_FITTED_DOC}
+        Shape (C, H, W) of one sample.
+    coefs_ : list of ndarray
+        Kernels ``(out, in, k, k)`` of the convolutions, then the dense
+        ``(n_in, n_out)`` matrices.
+    intercepts_ : list of ndarray
+        Per-channel and per-neuron biases.
+    masks_ : list of ndarray of bool
+        Masks of kernels and dense weights (``False`` entries are zero).
+    network_ : skhepex.nn.Network
+        Convolutional network behind the estimator.
+    loss_curve_ : list of float
+        Cross-entropy of every epoch.
+    n_iter_ : int
+        Count of epochs trained.
+    n_features_in_ : int
+        Number of values per sample (``C * H * W``).
+
+    See Also
+    --------
+    MLPClassifier : The dense classifier this one extends.
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits
@@ -81,13 +141,7 @@ class CNNClassifier(MLPClassifier):
         self.padding = padding
         self.pool_size = pool_size
         self.input_shape = input_shape
-        super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes, activation=activation,
-            poly_coefs=poly_coefs, poly_trainable=poly_trainable, solver=solver,
-            alpha=alpha, batch_size=batch_size, learning_rate_init=learning_rate_init,
-            max_iter=max_iter, tol=tol, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
-            random_state=random_state, verbose=verbose, warm_start=warm_start)
+        super().__init__(**shared_params(locals()))
 
     # ----------------------------------------------------------- input shape
     def _resolve_shape(self, n_features):
@@ -129,11 +183,7 @@ class CNNClassifier(MLPClassifier):
         layers.append(Flatten())
         net = Network(layers, shape)
         n_flat = net.shapes()[-1][0]
-        sizes = [n_flat, *self._hidden_sizes(), T.shape[1]]
-        for i in range(len(sizes) - 1):
-            layers.append(Dense(sizes[i], sizes[i + 1]))
-            if i < len(sizes) - 2:
-                layers.append(self._make_activation())
+        layers += self._dense_stack([n_flat, *self._hidden_sizes(), T.shape[1]])
         # Glorot init scaled by 1.5: with square activations after average
         # pooling, unit-gain features shrink layer after layer and training
         # stalls (measured on digits: 0.92 vs 0.97 test accuracy).
@@ -162,21 +212,21 @@ class CNNClassifier(MLPClassifier):
             del self._pending_shape
 
     def partial_fit(self, X, y, classes=None):
-        """Run one epoch of training; see :meth:`fit`.
+        """Run one epoch of training on a batch; see :meth:`fit`.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, C, H, W) or (n_samples, n_features)
-            Training images.
+            A batch of images.
         y : array-like of shape (n_samples,)
-            Class labels.
+            Labels of the batch.
         classes : array-like, default=None
-            All classes; required on the first call.
+            Every class label; needed on the first call only.
 
         Returns
         -------
         self : CNNClassifier
-            Updated estimator.
+            The classifier after one more epoch.
         """
         X, self._pending_shape = self._flatten_input(X, check=False)
         try:
@@ -195,11 +245,12 @@ class CNNClassifier(MLPClassifier):
         Parameters
         ----------
         X : array-like of shape (n_samples, C, H, W) or (n_samples, n_features)
-            Images.
+            Images to represent.
 
         Returns
         -------
         H : ndarray of shape (n_samples, n_hidden)
-            Features fed to the output layer.
+            Flattened feature maps, or the last dense hidden layer when
+            ``hidden_layer_sizes`` is not empty.
         """
         return super().transform(X)

@@ -3,7 +3,7 @@
 Pruning, tiling and encrypted inference work on *skhepex networks*: fitted
 estimators implementing :class:`NetworkMixin` (``MLPClassifier``,
 ``MLPRegressor``, ``Autoencoder`` and ``CNNClassifier``). They reach them only
-through the names of this module:
+through public names:
 
 * :class:`NetworkMixin` -- the methods a network offers: :meth:`~NetworkMixin.fine_tune`,
   :meth:`~NetworkMixin.training_targets`, :meth:`~NetworkMixin.loss_gradient`
@@ -12,27 +12,10 @@ through the names of this module:
   (encrypted inference), and the fitted ``network_``
   (:class:`skhepex.nn.Network`, whose linear stages are what gets tiled).
 * :func:`is_network`, :func:`check_network` -- "is this a skhepex network?".
-* :func:`get_network`, :func:`get_tile_shape` -- find the network (and the tile
-  shape it was pruned for) inside a wrapper.
-
-The wrapper protocol
---------------------
-A meta-estimator wrapping a network (``HEPEx``, ``HEPredictor``, or any
-third-party class) takes part in :func:`get_network` and
-:func:`get_tile_shape` by defining two methods, in the spirit of
-scikit-learn's ``__sklearn_tags__``:
-
-``__skhepex_network__(self)``
-    Return the wrapped estimator: the fitted inner estimator once fitted,
-    the unfitted one before (so that ``get_network(obj, fitted=False)`` can
-    inspect it). The result may itself be a wrapper or a ``Pipeline``;
-    :func:`get_network` follows it.
-``__skhepex_tile_shape__(self)``
-    Return the ``(t1, t2)`` tile shape the wrapped network was pruned (or
-    packed) for, or ``None`` when the wrapper carries none.
-
-A scikit-learn :class:`~sklearn.pipeline.Pipeline` needs no protocol: its last
-step is followed.
+* :func:`~skhepex.estimators.get_network`,
+  :func:`~skhepex.estimators.get_tile_shape` -- find the network (and the tile
+  shape it was pruned for) inside a wrapper; see
+  :mod:`skhepex.estimators.wrappers` for the wrapper protocol.
 """
 
 import sys
@@ -40,10 +23,9 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.exceptions import NotFittedError
-from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["NetworkMixin", "is_network", "check_network", "get_network", "get_tile_shape"]
+__all__ = ["NetworkMixin", "is_network", "check_network"]
 
 #: ``method`` values :meth:`NetworkMixin.output_head` may accept.
 OUTPUT_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
@@ -51,9 +33,6 @@ OUTPUT_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_fun
 
 _SUPPORTED = ("skhepex.MLPClassifier, skhepex.MLPRegressor, skhepex.Autoencoder or "
               "skhepex.CNNClassifier")
-
-#: Longest chain of wrappers :func:`get_network` follows (guards against cycles).
-_MAX_DEPTH = 32
 
 
 class NetworkMixin:
@@ -93,8 +72,9 @@ class NetworkMixin:
 
     **Wrappers.** Meta-estimators holding a network take part through the
     ``__skhepex_network__()`` and ``__skhepex_tile_shape__()`` protocol
-    described in :mod:`skhepex.estimators.contract`; use :func:`get_network`
-    and :func:`get_tile_shape` rather than inspecting wrappers.
+    described in :mod:`skhepex.estimators.wrappers`; use
+    :func:`~skhepex.estimators.get_network` and
+    :func:`~skhepex.estimators.get_tile_shape` rather than inspecting wrappers.
 
     Attributes
     ----------
@@ -105,6 +85,10 @@ class NetworkMixin:
     n_transform_stages_ : int or None
         Number of leading stages ``transform`` evaluates; ``None`` when the
         network offers no ``transform``.
+    input_range_ : tuple of ndarray
+        ``(lo, hi)``: per-feature minimum and maximum of the training inputs
+        (flattened, original feature order), the default input box encrypted
+        inference chooses its CKKS parameters for.
 
     Notes
     -----
@@ -347,7 +331,8 @@ def is_network(obj):
     -------
     result : bool
         ``isinstance(obj, NetworkMixin)``; wrappers (``Pipeline``, ``HEPEx``,
-        ``HEPredictor``) are not networks, see :func:`get_network`.
+        ``HEPredictor``) are not networks, see
+        :func:`~skhepex.estimators.get_network`.
     """
     return isinstance(obj, NetworkMixin)
 
@@ -378,7 +363,8 @@ def check_network(obj, *, fitted=True):
     ----------
     obj : object
         The object to check. Wrappers are *not* unwrapped: use
-        :func:`get_network` for a ``Pipeline``, ``HEPEx`` or ``HEPredictor``.
+        :func:`~skhepex.estimators.get_network` for a ``Pipeline``, ``HEPEx``
+        or ``HEPredictor``.
     fitted : bool, default=True
         Also require ``obj`` to be fitted.
 
@@ -396,78 +382,3 @@ def check_network(obj, *, fitted=True):
         If ``fitted`` and ``obj`` is not fitted.
     """
     return _check_network(obj, fitted)
-
-
-def _has_protocol(obj, name):
-    # looked up on the type, as Python looks up special methods
-    return callable(getattr(type(obj), name, None))
-
-
-def get_network(estimator, *, fitted=True):
-    """The skhepex network inside ``estimator``.
-
-    Parameters
-    ----------
-    estimator : object
-        A skhepex network; a :class:`~sklearn.pipeline.Pipeline` (its last
-        step is followed); or a wrapper defining ``__skhepex_network__()``
-        (``HEPEx``, ``HEPredictor``; its result is followed). Wrappers may
-        nest.
-    fitted : bool, default=True
-        Require the network to be fitted.
-
-    Returns
-    -------
-    network : NetworkMixin
-        The innermost network.
-
-    Raises
-    ------
-    TypeError
-        If no skhepex network is found (see :func:`check_network`).
-    sklearn.exceptions.NotFittedError
-        If ``fitted`` and the network (or its wrapper) is not fitted.
-    """
-    obj = estimator
-    for _ in range(_MAX_DEPTH):
-        if is_network(obj):
-            break
-        if isinstance(obj, Pipeline):
-            obj = obj.steps[-1][1]
-        elif _has_protocol(obj, "__skhepex_network__"):
-            obj = obj.__skhepex_network__()
-        else:
-            break
-    return _check_network(obj, fitted, outer=estimator)
-
-
-def get_tile_shape(estimator):
-    """The tile shape ``estimator`` carries (was pruned or packed for), if any.
-
-    Parameters
-    ----------
-    estimator : object
-        A network, a :class:`~sklearn.pipeline.Pipeline` (its last step is
-        followed), or a wrapper defining ``__skhepex_tile_shape__()``.
-
-    Returns
-    -------
-    tile_shape : tuple of int (t1, t2) or None
-        The value of ``__skhepex_tile_shape__()``, validated by
-        :func:`skhepex.tiling.check_tile_shape`; ``None`` for a bare network
-        or any object without the protocol.
-    """
-    obj = estimator
-    for _ in range(_MAX_DEPTH):
-        if isinstance(obj, Pipeline):
-            obj = obj.steps[-1][1]
-            continue
-        if _has_protocol(obj, "__skhepex_tile_shape__"):
-            shape = obj.__skhepex_tile_shape__()
-            if shape is None:
-                return None
-            from ..tiling import check_tile_shape  # tiling imports this module
-
-            return check_tile_shape(shape)
-        return None
-    return None

@@ -2,18 +2,24 @@
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, TransformerMixin
-from sklearn.utils import TransformerTags
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import validate_data
 
-from ..nn.layers import Dense
 from ..nn.losses import softmax, softmax_cross_entropy, squared_error
-from ..nn.network import Network
-from ._base import BaseNetwork
+from ._base import BaseNetwork, _MLPMixin
 
-_COMMON_DOC = """
+
+class MLPClassifier(_MLPMixin, ClassifierMixin, TransformerMixin, BaseNetwork):
+    """Multi-layer perceptron classifier (NumPy), HE-friendly by default.
+
+    A softmax output layer is trained with cross-entropy. With the default
+    ``activation="square"`` the network can be evaluated under CKKS
+    encryption by :class:`skhepex.HEPredictor`.
+
+    Parameters
+    ----------
     hidden_layer_sizes : array-like of int, default=(100,)
-        Number of neurons of each hidden layer.
+        Number of neurons of each hidden layer, from the input side.
     activation : {"square", "poly", "relu", "tanh", "logistic", "identity"}, default="square"
         Hidden activation. Only ``"square"`` and ``"poly"`` (``a x^2 + b x + c``)
         can be evaluated under homomorphic encryption.
@@ -21,101 +27,57 @@ _COMMON_DOC = """
         Initial ``(a, b, c)`` of the ``"poly"`` activation; ``None`` means
         ``(0.125, 0.5, 0.25)``.
     poly_trainable : bool, default=False
-        Learn the ``"poly"`` coefficients (one triple per layer).
+        Learn the ``"poly"`` coefficients (one triple per hidden layer).
     solver : {"adam", "sgd"}, default="adam"
-        Optimizer.
+        Optimizer: Adam, or SGD with Nesterov momentum.
     alpha : float, default=1e-4
-        L2 penalty.
+        Strength of the L2 penalty on the weights.
     batch_size : int or "auto", default="auto"
         Mini-batch size; ``"auto"`` is ``min(200, n_samples)``.
     learning_rate_init : float, default=1e-3
-        Step size.
+        Step size of the optimizer.
     max_iter : int, default=200
         Maximum number of epochs.
     tol : float, default=1e-4
-        Improvement threshold of the loss (or validation score) for convergence.
+        Improvement of the loss (or validation score) below which an epoch
+        counts as no improvement.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data and stop when its score
-        stops improving; the best weights are restored.
+        Hold out a stratified ``validation_fraction`` of the data, stop when
+        its score stops improving and restore the best weights.
     validation_fraction : float, default=0.1
-        Held-out fraction for early stopping.
+        Fraction of the training data held out for early stopping.
     n_iter_no_change : int, default=10
-        Epochs without improvement before stopping.
+        Epochs without improvement before training stops.
     random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, shuffling and the validation split.
+        Seeds the initial weights, the shuffling and the validation split.
     verbose : bool, default=False
-        Log the loss of each epoch (logger ``"skhepex"``).
+        Log the loss of every epoch (logger ``"skhepex"``, level INFO).
     warm_start : bool, default=False
-        Continue from the previous solution on ``fit``.
-"""
+        Let ``fit`` continue from the previous weights instead of
+        reinitialising them.
 
-_FITTED_DOC = """
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
     coefs_ : list of ndarray
         Weight matrices, ``coefs_[i]`` of shape (n_in, n_out).
     intercepts_ : list of ndarray
-        Bias vectors.
+        Bias vector of every layer.
     masks_ : list of ndarray of bool
-        Weight masks; masked weights are exactly zero after any training.
+        Weight masks; masked weights stay exactly zero through any training.
     network_ : skhepex.nn.Network
-        The underlying network.
+        The fitted network (layers, masks and permutations).
     loss_curve_ : list of float
-        Training loss per epoch.
+        Mean training loss of each epoch.
     n_iter_ : int
         Number of epochs run.
     n_features_in_ : int
-        Number of input features.
-"""
+        Number of features seen by ``fit``.
 
-
-class _MLPMixin:
-    def _build_network(self, X, T, rng):
-        sizes = [X.shape[1], *self._hidden_sizes(), T.shape[1]]
-        layers = []
-        for i in range(len(sizes) - 1):
-            layers.append(Dense(sizes[i], sizes[i + 1]))
-            if i < len(sizes) - 2:
-                layers.append(self._make_activation())
-        return Network(layers, (X.shape[1],)).build(rng)
-
-    def transform(self, X):
-        """Return the last hidden layer's activations.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        H : ndarray of shape (n_samples, n_hidden)
-            Representation fed to the output layer.
-        """
-        X = self._check_input(X)
-        return self.output_head(self._forward_upto_last(X), "transform")
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags = TransformerTags()  # transform: hidden representation
-        tags.transformer_tags.preserves_dtype = []  # always float64
-        return tags
-
-
-class MLPClassifier(_MLPMixin, ClassifierMixin, TransformerMixin, BaseNetwork):
-    __doc__ = f"""Multi-layer perceptron classifier (NumPy), HE-friendly by default.
-
-    A softmax output layer is trained with cross-entropy. With the default
-    ``activation="square"`` the network can be evaluated under CKKS
-    encryption by :class:`skhepex.HEPredictor`.
-
-    Parameters
-    ----------{_COMMON_DOC}
-    Attributes
-    ----------
-    classes_ : ndarray
-        Class labels.{_FITTED_DOC}
     See Also
     --------
-    sklearn.neural_network.MLPClassifier : scikit-learn's (non-HE) counterpart.
+    sklearn.neural_network.MLPClassifier : Scikit-learn's (non-HE) counterpart.
 
     Examples
     --------
@@ -130,34 +92,13 @@ class MLPClassifier(_MLPMixin, ClassifierMixin, TransformerMixin, BaseNetwork):
     _is_classifier = True
     _head_methods = ("predict", "predict_proba", "predict_log_proba", "decision_function")
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="square", *, poly_coefs=None,
-                 poly_trainable=False, solver="adam", alpha=1e-4, batch_size="auto",
-                 learning_rate_init=1e-3, max_iter=200, tol=1e-4, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, random_state=None,
-                 verbose=False, warm_start=False):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.poly_coefs = poly_coefs
-        self.poly_trainable = poly_trainable
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-
     def _loss(self, out, T):
         return softmax_cross_entropy(out, T)
 
     def _onehot(self, y):
+        n_classes = len(self.classes_)
         idx = np.searchsorted(self.classes_, y)
-        if np.any(idx >= len(self.classes_)) or np.any(self.classes_[np.minimum(idx, len(self.classes_) - 1)] != y):
+        if np.any(idx >= n_classes) or np.any(self.classes_[np.minimum(idx, n_classes - 1)] != y):
             raise ValueError(f"y contains labels not in classes_ {self.classes_!r}.")
         T = np.zeros((len(y), len(self.classes_)))
         T[np.arange(len(y)), idx] = 1.0
@@ -174,7 +115,7 @@ class MLPClassifier(_MLPMixin, ClassifierMixin, TransformerMixin, BaseNetwork):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data.
+            Training samples.
         y : array-like of shape (n_samples,)
             Class labels.
 
@@ -201,9 +142,9 @@ class MLPClassifier(_MLPMixin, ClassifierMixin, TransformerMixin, BaseNetwork):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data.
+            A batch of training samples.
         y : array-like of shape (n_samples,)
-            Class labels.
+            Their labels.
         classes : array-like, default=None
             All classes; required on the first call.
 
@@ -248,7 +189,7 @@ class MLPClassifier(_MLPMixin, ClassifierMixin, TransformerMixin, BaseNetwork):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Input data.
+            Samples to score.
 
         Returns
         -------
@@ -264,7 +205,7 @@ class MLPClassifier(_MLPMixin, ClassifierMixin, TransformerMixin, BaseNetwork):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Input data.
+            Samples whose class probabilities to compute.
 
         Returns
         -------
@@ -279,7 +220,7 @@ class MLPClassifier(_MLPMixin, ClassifierMixin, TransformerMixin, BaseNetwork):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Input data.
+            Samples whose class log-probabilities to compute.
 
         Returns
         -------
@@ -294,7 +235,7 @@ class MLPClassifier(_MLPMixin, ClassifierMixin, TransformerMixin, BaseNetwork):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Input data.
+            Samples to classify.
 
         Returns
         -------
@@ -305,16 +246,70 @@ class MLPClassifier(_MLPMixin, ClassifierMixin, TransformerMixin, BaseNetwork):
 
 
 class MLPRegressor(_MLPMixin, RegressorMixin, TransformerMixin, BaseNetwork):
-    __doc__ = f"""Multi-layer perceptron regressor (NumPy), HE-friendly by default.
+    """Multi-layer perceptron regressor (NumPy), HE-friendly by default.
 
     Identity output trained with the squared error; single- or multi-output.
 
     Parameters
-    ----------{_COMMON_DOC}
+    ----------
+    hidden_layer_sizes : array-like of int, default=(100,)
+        Widths of the hidden layers.
+    activation : {"square", "poly", "relu", "tanh", "logistic", "identity"}, default="square"
+        Activation of the hidden layers; ``"square"`` and ``"poly"`` are the
+        HE-compatible ones (polynomials).
+    poly_coefs : tuple of 3 floats, default=None
+        Starting ``(a, b, c)`` of ``"poly"`` (``a x^2 + b x + c``); ``None``
+        is ``(0.125, 0.5, 0.25)``.
+    poly_trainable : bool, default=False
+        Train the ``"poly"`` coefficients along with the weights.
+    solver : {"adam", "sgd"}, default="adam"
+        Adam or momentum SGD.
+    alpha : float, default=1e-4
+        L2 regularisation of the weights.
+    batch_size : int or "auto", default="auto"
+        Samples per gradient step (``"auto"``: up to 200).
+    learning_rate_init : float, default=1e-3
+        Learning rate.
+    max_iter : int, default=200
+        Epoch budget of ``fit``.
+    tol : float, default=1e-4
+        Convergence tolerance on the epoch loss (or validation score).
+    early_stopping : bool, default=False
+        Stop when the R² of a held-out ``validation_fraction`` stops
+        improving, keeping the best weights.
+    validation_fraction : float, default=0.1
+        Share of the data used as the early-stopping validation set.
+    n_iter_no_change : int, default=10
+        Patience, in epochs.
+    random_state : int, RandomState instance or None, default=None
+        Controls initialisation, shuffling and the validation split.
+    verbose : bool, default=False
+        Log each epoch's loss to the ``"skhepex"`` logger.
+    warm_start : bool, default=False
+        Reuse the fitted weights as the starting point of the next ``fit``.
+
     Attributes
-    ----------{_FITTED_DOC}
+    ----------
+    coefs_ : list of ndarray
+        Weights of every layer, shape (n_in, n_out).
+    intercepts_ : list of ndarray
+        Biases of every layer.
+    masks_ : list of ndarray of bool
+        Which weights are kept; the others are exactly zero.
+    network_ : skhepex.nn.Network
+        The underlying NumPy network.
+    loss_curve_ : list of float
+        Loss after each epoch.
+    n_iter_ : int
+        Epochs trained so far.
+    n_features_in_ : int
+        Number of input features.
     n_outputs_ : int
-        Number of outputs.
+        Number of regression targets.
+
+    See Also
+    --------
+    sklearn.neural_network.MLPRegressor : The plaintext scikit-learn regressor.
 
     Examples
     --------
@@ -325,28 +320,6 @@ class MLPRegressor(_MLPMixin, RegressorMixin, TransformerMixin, BaseNetwork):
     >>> reg.fit(X, X.sum(axis=1)).score(X, X.sum(axis=1)) > 0.9
     True
     """
-
-    def __init__(self, hidden_layer_sizes=(100,), activation="square", *, poly_coefs=None,
-                 poly_trainable=False, solver="adam", alpha=1e-4, batch_size="auto",
-                 learning_rate_init=1e-3, max_iter=200, tol=1e-4, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, random_state=None,
-                 verbose=False, warm_start=False):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.poly_coefs = poly_coefs
-        self.poly_trainable = poly_trainable
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
 
     def _loss(self, out, T):
         return squared_error(out, T)
@@ -367,14 +340,14 @@ class MLPRegressor(_MLPMixin, RegressorMixin, TransformerMixin, BaseNetwork):
         return T
 
     def fit(self, X, y):
-        """Train the network on (X, y).
+        """Fit the regression network to (X, y).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data.
+            Training inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Targets.
+            Regression targets.
 
         Returns
         -------
@@ -388,19 +361,19 @@ class MLPRegressor(_MLPMixin, RegressorMixin, TransformerMixin, BaseNetwork):
         return self._fit(X, self._targets(y, reset=not warm))
 
     def partial_fit(self, X, y):
-        """Run one epoch of training on (X, y).
+        """Run one epoch of training on a batch (X, y).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data.
+            Inputs of the batch.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Targets.
+            Targets of the batch.
 
         Returns
         -------
         self : MLPRegressor
-            Updated estimator.
+            The regressor, trained one more epoch.
         """
         first = not self._is_fitted()
         if first:
@@ -428,7 +401,7 @@ class MLPRegressor(_MLPMixin, RegressorMixin, TransformerMixin, BaseNetwork):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Input data.
+            Samples to predict.
 
         Returns
         -------

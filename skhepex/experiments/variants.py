@@ -27,6 +27,14 @@ _STEPS_USED = {
 }
 
 
+def _steps_used(variant):
+    """Names of the steps ``variant`` uses; ``ValueError`` for an unknown variant."""
+    if variant not in _STEPS_USED:
+        raise ValueError(f"Unknown variant {variant!r}; expected one of "
+                         f"{tuple(VARIANT_DOC)}.")
+    return _STEPS_USED[variant]
+
+
 def variant_steps(variant, sparsity=0.8, tile_sparsity=0.5, fine_tune_iter=10, *,
                   permute_inputs=False, permute_outputs=False, row_weight=1.0,
                   row_cost=0.0):
@@ -71,10 +79,7 @@ def variant_steps(variant, sparsity=0.8, tile_sparsity=0.5, fine_tune_iter=10, *
     ValueError
         If ``variant`` is not a key of :data:`VARIANT_DOC`.
     """
-    if variant not in _STEPS_USED:
-        raise ValueError(f"Unknown variant {variant!r}; expected one of "
-                         f"{tuple(VARIANT_DOC)}.")
-    use = _STEPS_USED[variant]
+    use = _steps_used(variant)
     steps = {
         "prune": MagnitudePruner(sparsity=sparsity, scope="global", n_steps=3,
                                  fine_tune_iter=fine_tune_iter),
@@ -109,9 +114,7 @@ def default_grid(variant, quick=False):
     ValueError
         If ``variant`` is not a key of :data:`VARIANT_DOC`.
     """
-    if variant not in _STEPS_USED:
-        raise ValueError(f"Unknown variant {variant!r}; expected one of "
-                         f"{tuple(VARIANT_DOC)}.")
+    _steps_used(variant)  # validates the name
     tiles = (0.6, 0.8, 0.9) if quick else (0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93)
     weights = (0.95,) if quick else (0.9, 0.97)
     if variant == "dense":

@@ -15,6 +15,7 @@ protocol), :mod:`~skhepex.he.backends` / :mod:`~skhepex.he.seal_backend`,
 :mod:`~skhepex.he.report` and :mod:`~skhepex.he.predictor` (orchestration).
 TenSEAL is imported only by the client, the server and the SEAL backend.
 """
+from ..lazy import attach
 from .compiler import compile_stages, count_ops, required_depth
 from .costs import (measure_unit_costs, memory_estimate, predict_latency,
                     tabulated_unit_costs, unit_costs)
@@ -23,29 +24,22 @@ from .plan import CompiledPlan, PtKey
 from .planner import choose_tile_shape
 from .predictor import HEPredictor
 from .report import HECostReport, he_cost_report
+from .bounds import PrecisionError
 from .serialization import SerializationError
 from .simulator import PlainSimulator, reference_forward
 from .stages import build_stages
 from .wire import BindingError, EncryptedBatch, EncryptedResult
 
-_LAZY = {"Client": ".client", "ServerModel": ".server"}
+_LAZY = {"Client": ".client", "ServerModel": ".server", "RemoteServer": "..serve.remote",
+         "RemoteError": "..serve.remote"}
 
 __all__ = ["HEPredictor", "HECostReport", "he_cost_report", "choose_tile_shape",
            "build_stages", "CKKSParams", "choose_params", "resolve_params", "validate_params",
            "Client", "ServerModel", "EncryptedBatch", "EncryptedResult", "PlainSimulator",
            "reference_forward", "CompiledPlan", "PtKey", "compile_stages", "count_ops",
            "required_depth", "measure_unit_costs", "tabulated_unit_costs", "unit_costs",
-           "memory_estimate", "predict_latency", "SerializationError", "BindingError"]
+           "memory_estimate", "predict_latency", "SerializationError", "BindingError",
+           "PrecisionError", "RemoteServer", "RemoteError"]
 
 
-def __getattr__(name):
-    """Import the TenSEAL-backed classes on first use (PEP 562)."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = attach(__name__, _LAZY)

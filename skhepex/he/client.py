@@ -12,14 +12,20 @@ import numpy as np
 import tenseal as ts
 import tenseal.sealapi as sealapi
 
-from .packing import decode_output, encode_input
+from .bounds import PrecisionError, decryptable_bound
+from .packing import decode_output, encode_input, sentinel_deviation, zero_input_slots
 from .seal_tools import (check_plan_context, encode_vector, galois_elements, level_ids,
                          make_context)
 from .serialization import plan_from_payload, plan_to_payload
 from .server import ServerModel, key_fingerprint
 from .wire import BindingError, EncryptedBatch, EncryptedResult, plan_fingerprint
 
-__all__ = ["Client"]
+__all__ = ["Client", "SENTINEL_TOLERANCE"]
+
+#: Largest deviation accepted on a slot whose value is known in advance (CKKS
+#: noise is orders of magnitude smaller; a wrap-around moves it by about the
+#: decryptable range, at least 2**7).
+SENTINEL_TOLERANCE = 0.05
 
 
 class Client:
@@ -78,10 +84,14 @@ class Client:
         Parameters
         ----------
         plan : CompiledPlan, optional
+            Plan to fingerprint (cached by object identity).
 
         Returns
         -------
         fingerprint : str
+            Hex SHA-256 digest of the server-visible part of ``plan`` (see
+            :func:`~skhepex.he.wire.plan_fingerprint`), the ``plan_id`` that
+            batches and results carry.
         """
         plan = self.plan if plan is None else plan
         if id(plan) not in self._plan_ids:
@@ -94,6 +104,8 @@ class Client:
         Returns
         -------
         context : tenseal.Context
+            A new context with the public and relinearisation keys only
+            (no secret key, no Galois keys: those are passed separately).
         """
         pub = self.context.copy()
         pub.make_context_public(generate_galois_keys=False, generate_relin_keys=False)
@@ -124,6 +136,8 @@ class Client:
         Returns
         -------
         server : ServerModel
+            Public context, this client's Galois keys and the packed ``plan``
+            (with the weight ciphertexts if ``plan.encrypted_weights``).
         """
         plan = self.plan if plan is None else plan
         wcts = {}
@@ -149,6 +163,9 @@ class Client:
         Returns
         -------
         batch : EncryptedBatch
+            ``ceil(n_samples / plan.batch)`` batches of one ciphertext per
+            live input chunk, stamped with the fingerprints of ``plan`` and of
+            this client's public key.
         """
         plan = self.plan if plan is None else plan
         X = np.asarray(X, dtype=np.float64)
@@ -162,12 +179,15 @@ class Client:
         Parameters
         ----------
         data : bytes
+            Output of :meth:`EncryptedResult.serialize` (untrusted: validated
+            against ``plan`` before any ciphertext is loaded).
         plan : CompiledPlan, optional
             Plan the result must belong to (default: the main plan).
 
         Returns
         -------
         result : EncryptedResult
+            The result with its ciphertexts loaded under the private context.
         """
         return EncryptedResult.load(data, self.context, self.plan if plan is None else plan)
 
@@ -177,6 +197,8 @@ class Client:
         Parameters
         ----------
         result : EncryptedResult
+            Output of :meth:`ServerModel.evaluate` for a batch from
+            :meth:`encrypt`; its key, plan and ciphertext index are checked.
         plan : CompiledPlan, optional
             The plan that produced ``result`` (default: the main plan).
         n_samples : int, optional
@@ -185,11 +207,18 @@ class Client:
         Returns
         -------
         Y : ndarray of shape (n_samples, n_outputs)
+            Decoded raw network outputs (float64, CKKS-approximate), one row
+            per sample of the request, in the plan's output order.
 
         Raises
         ------
         BindingError
             The result belongs to another key, plan or request.
+        PrecisionError
+            A slot whose value is known in advance (padding samples, replicated
+            copies, padding rows; see :func:`~skhepex.he.packing.sentinel_deviation`)
+            decoded wrongly, or a value lies beyond what the parameters decrypt:
+            the decryption wrapped around, or the result was corrupted.
         """
         plan = self.plan if plan is None else plan
         if result.key_id != self.key_id:
@@ -205,14 +234,32 @@ class Client:
                 sorted(d) != expected for d in result.batches):
             raise BindingError("the result's ciphertexts do not match the plan")
         out, b = [], plan.batch
+        limit = 2.0 * decryptable_bound(plan.params)      # largest decodable magnitude
         for bi, chunks in enumerate(result.batches):
             vecs = {}
             for p, ct in chunks.items():
                 pt = sealapi.Plaintext()
                 self._decryptor.decrypt(ct, pt)
                 vecs[p] = np.asarray(self._encoder.decode_double(pt))
-            out.append(decode_output(plan, vecs, min(b, result.n_samples - bi * b)))
+            n = min(b, result.n_samples - bi * b)
+            dev, _ = sentinel_deviation(plan, vecs, n, self._zero_slots(plan))
+            Y = decode_output(plan, vecs, n)
+            top = float(np.max(np.abs(Y), initial=0.0))
+            if dev > SENTINEL_TOLERANCE * max(1.0, 1e-3 * top) or top >= 0.9 * limit:
+                raise PrecisionError(
+                    f"decryption of batch {bi} cannot be trusted: slots whose value is known "
+                    f"in advance are off by {dev:.3g} (largest output {top:.4g}, parameters "
+                    f"decrypt up to {limit:.4g}); the values exceeded the CKKS range "
+                    f"(wrap-around) or the result was corrupted")
+            out.append(Y)
         return np.vstack(out) if out else np.zeros((0, plan.n_outputs))
+
+    def _zero_slots(self, plan):
+        """Known slot values of all-zero inputs (sentinels), cached per plan."""
+        key = ("zero", id(plan))
+        if key not in self._plan_ids:
+            self._plan_ids[key] = (plan, zero_input_slots(plan))
+        return self._plan_ids[key][1]
 
     def save_context(self) -> bytes:
         """The private context (secret key included) as TenSEAL bytes.
@@ -220,6 +267,8 @@ class Client:
         Returns
         -------
         data : bytes
+            TenSEAL serialization of the context with its public, secret and
+            relinearisation keys (Galois keys are left out and regenerated).
         """
         return self.context.serialize(save_public_key=True, save_secret_key=True,
                                       save_galois_keys=False, save_relin_keys=True)
@@ -231,10 +280,17 @@ class Client:
         Parameters
         ----------
         data : bytes
+            Output of :meth:`save_context`.
 
         Returns
         -------
         context : tenseal.Context
+            The private context (secret key included).
+
+        Raises
+        ------
+        ValueError
+            ``data`` holds a context without a secret key.
         """
         ctx = ts.context_from(bytes(data))
         if not ctx.has_secret_key():

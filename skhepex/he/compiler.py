@@ -102,6 +102,9 @@ def required_depth(stages, tile_shape=None) -> int:
     Returns
     -------
     depth : int
+        Levels (rescalings) the packed evaluation consumes: the ``depth``
+        the CKKS parameters must support (see
+        :func:`~skhepex.he.params.choose_params`).
     """
     d = 0
     for s_i, st in enumerate(stages):
@@ -283,6 +286,9 @@ def compile_stages(stages, tile_shape, params="auto", *, encrypt_weights=False,
     Returns
     -------
     plan : CompiledPlan
+        The packed plan: parameters, stage plans, plaintext slot vectors
+        (``None`` if not ``materialize``) with their levels and scales, and
+        the op counts per stage.
     """
     tile_shape = check_tile_shape(tile_shape)
     depth = required_depth(stages, tile_shape)
@@ -324,8 +330,13 @@ def count_ops(stages, tile_shape, params="auto", *, encrypt_weights=False):
     stages : list of dict
         Stage dicts (see :func:`compile_stages`).
     tile_shape : (int, int)
+        ``(t1, t2)``, powers of two.
     params : CKKSParams or "auto", default="auto"
+        Parameters to count with (validated), or chosen for the depth and
+        tile size.
     encrypt_weights : bool, default=False
+        Count weights and biases as ciphertexts (ciphertext x ciphertext
+        products and relinearisations instead of plaintext products).
 
     Returns
     -------

@@ -42,6 +42,8 @@ def tabulated_unit_costs(params) -> dict:
     Parameters
     ----------
     params : CKKSParams
+        Parameters to cost: the ring dimension scales the per-prime costs
+        and the number of data primes sets the levels.
 
     Returns
     -------
@@ -66,6 +68,7 @@ def measure_unit_costs(params, repeats: int = 10) -> dict:
     Parameters
     ----------
     params : CKKSParams
+        Parameters to time (a context with fresh keys is built for them).
     repeats : int, default=10
         Timing repetitions per op and level.
 
@@ -134,6 +137,8 @@ def unit_costs(params, measure=True, repeats: int = 5) -> dict:
     Parameters
     ----------
     params : CKKSParams
+        Parameters to cost; measurements are cached per ring dimension,
+        coefficient modulus and scale.
     measure : bool, default=True
         Time SEAL on this machine (first call per parameter set only; keys are
         generated for the timing).  ``False``: :func:`tabulated_unit_costs`.
@@ -161,6 +166,7 @@ def predict_latency(plan, costs: dict, level_ops=None):
     Parameters
     ----------
     plan : CompiledPlan
+        Plan whose per-stage ``level_ops`` are costed.
     costs : dict
         ``{op: {level: seconds}}``.
     level_ops : list of dict, optional
@@ -185,6 +191,7 @@ def memory_estimate(plan) -> dict:
     Parameters
     ----------
     plan : CompiledPlan
+        Plan to size (a counting-only plan suffices).
 
     Returns
     -------

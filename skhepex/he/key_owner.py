@@ -14,14 +14,21 @@ owner-only permissions (0600), optionally encrypted with a password
 from __future__ import annotations
 
 import base64
+import logging
 import os
+import time
 
+import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .serialization import SerializationError, pack, plan_from_bytes, plan_to_bytes, unpack
+from .packing import has_static_sentinels
+from .simulator import PlainSimulator
 from .wire import plan_fingerprint
 
 __all__ = ["KeyOwnerMixin", "CLIENT_FILE_VERSION"]
+
+logger = logging.getLogger("skhepex")
 
 #: Version of the client key file format.
 CLIENT_FILE_VERSION = 1
@@ -69,6 +76,9 @@ class KeyOwnerMixin:
         Returns
         -------
         self : HEPredictor
+            This predictor, with a new ``client_`` (fresh secret, public,
+            relinearisation and Galois keys) and ``server_``; batches and
+            results made under the previous keys no longer match.
         """
         check_is_fitted(self, "plan_")
         self._setup_backend()
@@ -115,6 +125,8 @@ class KeyOwnerMixin:
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Raw input samples, as given to ``predict`` (the fitted
+            preprocessor and the network's input encoding are applied here).
 
         Returns
         -------
@@ -155,10 +167,15 @@ class KeyOwnerMixin:
         Parameters
         ----------
         data : bytes
+            Output of :meth:`EncryptedResult.serialize` as received from the
+            server (untrusted: its index and ciphertext sizes are validated
+            against the plan of its tag before anything is loaded).
 
         Returns
         -------
         result : EncryptedResult
+            The result, loaded with the client's private context, for the
+            predict plan or, if its tag is ``"transform"``, the transform plan.
         """
         self._check_keys()
         from .serialization import unpack
@@ -167,6 +184,75 @@ class KeyOwnerMixin:
         return self.client_.load_result(data, self._plan("transform" if tag == "transform"
                                                          else "predict"))
 
+
+    def _round_trips(self, X, which):
+        """Yield (raw outputs, stats, encrypt s, decrypt s) per round trip."""
+        plan = self._plan(which)
+        if self.mode == "simulate":
+            bound = self.guard_.check_request(X, which)
+            yield self.guard_.check_result(PlainSimulator(plan).predict(X), bound), None, 0., 0.
+            return
+        server = self._server(which)
+        step = plan.batch if self.batch_size == "auto" else int(self.batch_size)
+        start = 0
+        while start < X.shape[0]:
+            stop = min(start + step, X.shape[0])
+            bound = self.guard_.check_request(X[start:stop], which)
+            if (bound is None and stop - start == plan.batch and plan.batch > 1
+                    and not has_static_sentinels(plan)):
+                # no headroom guarantee and no known slot in a full ciphertext: leave one
+                # sample slot empty, its decoded values are known (see Client.decrypt)
+                stop -= 1
+            t0 = time.perf_counter()
+            enc = self.client_.encrypt(X[start:stop], plan)
+            t1 = time.perf_counter()
+            res = server.evaluate(enc)
+            t2 = time.perf_counter()
+            out = self.guard_.check_result(
+                self.client_.decrypt(res, plan, n_samples=enc.n_samples), bound)
+            t3 = time.perf_counter()
+            if self.verbose:
+                logger.info("evaluated %d/%d samples", stop, X.shape[0])
+            start = stop
+            yield out, res.stats, t1 - t0, t3 - t2
+
+    def _raw(self, X, which="predict"):
+        self._check_keys()
+        Xc = self._client_input(X)
+        outs = [out for out, *_ in self._round_trips(Xc, which)]
+        return np.vstack(outs) if outs else np.zeros((0, self._plan(which).n_outputs))
+
+    def measure(self, X):
+        """Run encrypted ``predict`` on ``X`` and return the report with measured times.
+
+        Nothing is stored on the predictor (``report_`` is unchanged).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Raw input samples, as given to ``predict``; they are
+            preprocessed, encrypted and evaluated in batches of
+            ``batch_size`` samples.
+
+        Returns
+        -------
+        report : HECostReport
+            ``report_`` with measured seconds per layer and per sample, and
+            client-side encryption/decryption times.
+        """
+        self._check_keys()
+        if self.mode == "simulate":
+            raise RuntimeError("measure needs mode='encrypted' (simulate mode times nothing)")
+        Xc = self._client_input(X)
+        seconds = np.zeros(len(self.plan_.stages))
+        t_enc = t_dec = 0.0
+        n_batches = 0
+        for _, stats, te, td in self._round_trips(Xc, "predict"):
+            seconds += stats["stage_seconds"]
+            n_batches += stats["n_batches"]
+            t_enc, t_dec = t_enc + te, t_dec + td
+        return self.report_.with_measurement(list(seconds), Xc.shape[0], n_batches,
+                                             t_enc, t_dec)
 
     def _plan_ids(self):
         ids = {"predict": plan_fingerprint(self.plan_)}
@@ -270,6 +356,8 @@ class KeyOwnerMixin:
         Parameters
         ----------
         path : str or path-like
+            Destination file (overwritten): the public context, Galois keys
+            and packed model of ``server_``.
 
         Returns
         -------

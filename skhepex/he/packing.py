@@ -12,7 +12,8 @@ from typing import Dict, List
 
 import numpy as np
 
-__all__ = ["tile_vector", "encode_input", "decode_output", "n_batches"]
+__all__ = ["tile_vector", "encode_input", "decode_output", "n_batches", "zero_input_slots",
+           "sentinel_deviation", "has_static_sentinels"]
 
 
 def tile_vector(tile_shape, batch, fill):
@@ -118,3 +119,99 @@ def decode_output(plan, outs: Dict[int, np.ndarray], n: int) -> np.ndarray:
     for p, v in st.const_out.items():
         Y[:, p * r:(p + 1) * r] = v[None, :]
     return Y[:, :st.n_out]
+
+
+def zero_input_slots(plan):
+    """Decoded slot vectors of the last stage when every input is zero.
+
+    Every slot of a sample whose inputs are all zero (the padding samples of a
+    partial batch) is known in advance: these are the client's sentinels.
+
+    Parameters
+    ----------
+    plan : CompiledPlan
+        A materialised plan.
+
+    Returns
+    -------
+    slots : dict
+        Live output tile-row -> slot vector.
+    """
+    from .backends import NumpyBackend
+    from .program import run_program
+
+    chunks = encode_input(plan, np.zeros((1, plan.n_features)))[0]
+    return run_program(plan.stages, chunks, NumpyBackend(plan.plaintexts))
+
+
+def sentinel_deviation(plan, vecs, n, zero_slots):
+    """Largest deviation of the slots whose decoded value is known in advance.
+
+    Known slots: every slot of the padding samples (``k >= n``: all-zero
+    inputs), the replicated copies of a "W" last stage (equal along ``j``),
+    and the padding rows of the last tile-row (independent of the input).  A
+    decryption that wrapped around modulo the first prime moves every slot
+    (the error is a multiple of ``q0 / scale`` times a root of unity per
+    slot), so these slots reveal it.
+
+    Parameters
+    ----------
+    plan : CompiledPlan
+    vecs : dict
+        Live output tile-row -> decoded slot vector of one ciphertext batch.
+    n : int
+        Real samples in this batch.
+    zero_slots : dict
+        From :func:`zero_input_slots`.
+
+    Returns
+    -------
+    deviation : float
+        Max absolute deviation (0.0 when the batch has no known slot).
+    n_known : int
+        Number of known slots checked.
+    """
+    t1, t2 = plan.tile_shape
+    b = plan.batch
+    st = plan.stages[-1]
+    r = st.out_chunk
+    worst, known = 0.0, 0
+    for p, vec in vecs.items():
+        arr = np.asarray(vec[:t1 * t2 * b]).reshape(t2, t1, b)
+        zero = np.asarray(zero_slots[p][:t1 * t2 * b]).reshape(t2, t1, b)
+        parts = []
+        if n < b:
+            parts.append(arr[:, :, n:] - zero[:, :, n:])
+        nv = min(r, st.n_out - p * r)
+        if st.orientation == "W":
+            if t2 > 1:
+                parts.append(arr[1:, :, :n] - arr[:1, :, :n])
+            if nv < r:
+                parts.append(arr[:, nv:, :n] - zero[:, nv:, :n])
+        elif nv < r:
+            parts.append(arr[nv:, 0, :n] - zero[nv:, 0, :n])
+        for d in parts:
+            if d.size:
+                worst = max(worst, float(np.max(np.abs(d))))
+                known += d.size
+    return worst, known
+
+
+def has_static_sentinels(plan):
+    """Whether every result ciphertext has known slots even when its batch is full.
+
+    Parameters
+    ----------
+    plan : CompiledPlan
+
+    Returns
+    -------
+    bool
+        True when the last stage replicates its outputs ("W" with ``t2 > 1``)
+        or its last tile-row has padding rows.
+    """
+    st = plan.stages[-1]
+    if st.orientation == "W" and plan.tile_shape[1] > 1:
+        return True
+    return bool(st.rows) and st.n_out % st.out_chunk != 0 and \
+        max(r.p for r in st.rows) == st.grid[0] - 1

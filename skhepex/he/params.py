@@ -57,6 +57,10 @@ MIN_SCALE_BITS = 27
 #: to ~2**(margin-1) in magnitude decrypt correctly).
 DEFAULT_MARGIN_BITS = 9
 
+#: Automatic parameters lower the scale for headroom down to this many bits
+#: (error ~1e-5 relative), not below (see :func:`resolve_params`).
+HEADROOM_MIN_SCALE_BITS = 32
+
 _MAX_PRIME_BITS = 60
 
 
@@ -73,7 +77,7 @@ class CKKSParams:
         the special (key-switching) prime.  ``len - 2`` multiplicative levels
         are available.
     scale_bits : int
-        log2 of the scale used to encode fresh inputs.
+        The log2 of the scale used to encode fresh inputs.
     """
 
     poly_modulus_degree: int
@@ -105,14 +109,31 @@ class CKKSParams:
         return float(2 ** self.scale_bits)
 
     def to_dict(self) -> dict:
-        """Plain-dict form (JSON-serialisable)."""
+        """Plain-dict form (JSON-serialisable).
+
+        Returns
+        -------
+        d : dict
+            ``poly_modulus_degree, coeff_mod_bit_sizes, scale_bits``.
+        """
         return dict(poly_modulus_degree=self.poly_modulus_degree,
                     coeff_mod_bit_sizes=list(self.coeff_mod_bit_sizes),
                     scale_bits=self.scale_bits)
 
     @classmethod
     def from_dict(cls, d: dict) -> "CKKSParams":
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`.
+
+        Parameters
+        ----------
+        d : dict
+            ``poly_modulus_degree, coeff_mod_bit_sizes, scale_bits``.
+
+        Returns
+        -------
+        params : CKKSParams
+            The parameters.
+        """
         return cls(int(d["poly_modulus_degree"]), tuple(d["coeff_mod_bit_sizes"]),
                    int(d["scale_bits"]))
 
@@ -154,6 +175,7 @@ def validate_params(params: CKKSParams, depth: int | None = None,
     Parameters
     ----------
     params : CKKSParams
+        The parameters to check.
     depth : int, optional
         Multiplicative depth the network needs; checked against the chain.
     min_slots : int, optional
@@ -187,14 +209,14 @@ def validate_params(params: CKKSParams, depth: int | None = None,
             f"largest data prime ({max(bits[:-1])} bits) in coeff_mod_bit_sizes={list(bits)}: "
             f"key switching would then add noise of the order of the results (measured: "
             f"logit errors above 1); make the last prime at least as large as every other")
+    if not (1 <= params.scale_bits < _MAX_PRIME_BITS):
+        raise ValueError(f"scale_bits must be in [1, {_MAX_PRIME_BITS}), got {params.scale_bits}")
     if params.scale_bits < MIN_SCALE_BITS:
         warnings.warn(
             f"scale_bits={params.scale_bits} is below {MIN_SCALE_BITS}: CKKS results carry an "
             f"error of about 2**-(scale_bits - 15.5) relative to the outputs' scale "
             f"(~{2.0 ** -(params.scale_bits - 15.5):.0e}); predictions may differ from "
             f"plaintext", UserWarning, stacklevel=2)
-    if not (1 <= params.scale_bits < _MAX_PRIME_BITS):
-        raise ValueError(f"scale_bits must be in [1, {_MAX_PRIME_BITS}), got {params.scale_bits}")
     if bits[0] <= params.scale_bits:
         raise ValueError(f"first prime ({bits[0]} bits) must exceed scale_bits "
                          f"({params.scale_bits}) to hold the decrypted result")
@@ -248,10 +270,12 @@ def choose_params(depth: int, min_slots: int = 1, *, min_scale_bits: int = MIN_S
     margin_bits : int
         Minimum headroom bits of the first prime above the scale.
     min_poly_modulus_degree : int, default=8192
+        Smallest ring dimension considered.
 
     Returns
     -------
-    CKKSParams
+    params : CKKSParams
+        The chosen parameters, validated.
     """
     depth = int(depth)
     if depth < 0:
@@ -268,10 +292,18 @@ def choose_params(depth: int, min_slots: int = 1, *, min_scale_bits: int = MIN_S
                 return validate_params(p, depth=depth, min_slots=min_slots)
             s -= 1
     raise ValueError(f"no secure CKKS parameters for depth {depth} with scale >= "
-                     f"{min_scale_bits} bits up to N=32768")
+                     f"{min_scale_bits} bits and {margin_bits} bits of headroom for the "
+                     f"network's value range, up to N=32768: the network is too deep (or its "
+                     f"values too large) for 128-bit security; use fewer layers or a "
+                     f"narrower input range")
 
 
 _PRIMES = {}
+
+
+def _ks_gap(params):
+    """Bits by which the special prime exceeds the first prime."""
+    return params.coeff_mod_bit_sizes[-1] - params.coeff_mod_bit_sizes[0]
 
 
 def prime_values(params: CKKSParams):
@@ -300,7 +332,7 @@ def prime_values(params: CKKSParams):
 
 
 def resolve_params(depth, tile_shape, poly_modulus_degree="auto", coeff_mod_bit_sizes="auto",
-                   scale_bits="auto", security_level=128):
+                   scale_bits="auto", security_level=128, margin_bits=None):
     """CKKS parameters from user settings: "auto" parts are chosen, explicit ones validated.
 
     Parameters
@@ -314,13 +346,23 @@ def resolve_params(depth, tile_shape, poly_modulus_degree="auto", coeff_mod_bit_
     coeff_mod_bit_sizes : sequence of int or "auto", default="auto"
         Primes of the coefficient modulus, the special prime last.
     scale_bits : int or "auto", default="auto"
-        log2 of the scale.
+        The log2 of the scale.
     security_level : int, default=128
         Only 128 is supported.
+    margin_bits : int, optional
+        Bits the first prime should keep above the scale so that the network's
+        largest decrypted value cannot wrap around (see
+        :func:`skhepex.he.bounds.margin_bits_for`); default
+        ``DEFAULT_MARGIN_BITS``.  Automatic parameters trade scale bits for it
+        only down to ``HEADROOM_MIN_SCALE_BITS`` (or the scale the default
+        headroom gives, if lower) and never move to a larger ring: values past
+        the headroom are then caught after decryption (see
+        :mod:`skhepex.he.bounds`).  Explicit parameters must provide it.
 
     Returns
     -------
     params : CKKSParams
+        Chosen or validated parameters.
 
     Raises
     ------
@@ -348,14 +390,39 @@ def resolve_params(depth, tile_shape, poly_modulus_degree="auto", coeff_mod_bit_
                 f"coeff_mod_bit_sizes={list(bits)}: the scale is taken from the middle primes "
                 f"({s} bits), which leaves the first prime ({bits[0]} bits) no room for the "
                 f"integer part of the results; use a first prime larger than the middle ones "
-                f"(e.g. {[s + 9] + list(bits[1:])}) or pass scale_bits")
-        return validate_params(CKKSParams(n, bits, s), depth=depth, min_slots=slots)
-    kw = {}
+                f"(e.g. {[min(s + 9, _MAX_PRIME_BITS)] + list(bits[1:])}) or pass scale_bits")
+        params = validate_params(CKKSParams(n, bits, s), depth=depth, min_slots=slots)
+        if margin_bits is not None and bits[0] - s < margin_bits:
+            warnings.warn(
+                f"coeff_mod_bit_sizes={list(bits)} with scale_bits={s}: the first prime keeps "
+                f"{bits[0] - s} bits above the scale, fewer than the {margin_bits} bits the "
+                f"network's value bound asks for on the declared input range; results that "
+                f"exceed the decryptable range will be refused after decryption (a first prime "
+                f"of {min(s + margin_bits, _MAX_PRIME_BITS)} bits avoids it)", UserWarning,
+                stacklevel=2)
+        return params
+    kw = {} if margin_bits is None else {"margin_bits": max(DEFAULT_MARGIN_BITS,
+                                                             int(margin_bits))}
     if poly_modulus_degree != "auto":
         kw["min_poly_modulus_degree"] = int(poly_modulus_degree)
     if scale_bits != "auto":
         kw["min_scale_bits"] = kw["max_scale_bits"] = int(scale_bits)
     p = choose_params(depth, slots, **kw)
+    if margin_bits is not None:
+        # headroom may cost scale bits down to a floor, never a larger ring (3-7x per op):
+        # measured, a depth-5 network at N=8192 went from 4e-4 to 6e-3 abs error when a
+        # 14-bit headroom took its scale from 28 to 27 bits (q0 close to the special prime)
+        base = choose_params(depth, slots, **{k: v for k, v in kw.items()
+                                              if k != "margin_bits"})
+        # ... and the special prime must stay >= 4 bits above q0 (or as far above as in
+        # the default chain): key-switching noise grows with q0 / P
+        floor_ = min(base.scale_bits, HEADROOM_MIN_SCALE_BITS)
+        gap = min(4, _ks_gap(base))
+        m = kw["margin_bits"]
+        while m > DEFAULT_MARGIN_BITS and (p.poly_modulus_degree > base.poly_modulus_degree
+                                           or p.scale_bits < floor_ or _ks_gap(p) < gap):
+            m -= 1
+            p = choose_params(depth, slots, **dict(kw, margin_bits=m))
     if poly_modulus_degree != "auto" and p.poly_modulus_degree != int(poly_modulus_degree):
         raise ValueError(f"depth {depth} does not fit poly_modulus_degree="
                          f"{poly_modulus_degree} at 128-bit security with the requested scale; "

@@ -89,6 +89,9 @@ def key_nbytes(key, level, params, n_primes, *, encrypted_weights=False,
     Returns
     -------
     nbytes : int
+        Size of one ciphertext at ``level`` for an encrypted weight or bias,
+        8 for a scalar plaintext, otherwise the NTT-form plaintext at
+        ``level`` (8 bytes per coefficient and prime).
     """
     N, n = params.poly_modulus_degree, int(n_primes) - int(level)
     if encrypted_weights and key.kind in ("w", "b"):
@@ -101,7 +104,7 @@ def key_nbytes(key, level, params, n_primes, *, encrypted_weights=False,
 class PtKey(NamedTuple):
     """Typed key of one plaintext (or weight ciphertext) of a plan.
 
-    Attributes
+    Parameters
     ----------
     stage : int
         Stage index.
@@ -316,6 +319,8 @@ class CompiledPlan:
         Returns
         -------
         keys : list of PtKey
+            Keys of kind ``"w"`` and ``"b"`` in ``pt_spec`` order when the
+            plan has ``encrypted_weights``; empty otherwise.
         """
         if not self.encrypted_weights:
             return []
@@ -327,6 +332,7 @@ class CompiledPlan:
         Parameters
         ----------
         key : PtKey
+            A key of ``pt_spec`` (its level is read there).
 
         Returns
         -------
@@ -345,6 +351,8 @@ class CompiledPlan:
         Returns
         -------
         nbytes : int
+            Sum of :meth:`key_nbytes` over the plaintexts (weight and bias
+            ciphertexts of an ``encrypted_weights`` plan are not counted).
         """
         enc = set(self.encrypted_keys())
         return int(sum(self.key_nbytes(k) for k in self.pt_spec if k not in enc))
@@ -355,6 +363,7 @@ class CompiledPlan:
         Returns
         -------
         nbytes : int
+            Sum of :meth:`key_nbytes` over every key of ``pt_spec``.
         """
         return int(sum(self.key_nbytes(k) for k in self.pt_spec))
 
@@ -371,6 +380,7 @@ class CompiledPlan:
         Returns
         -------
         index : int or ndarray
+            Slot ``(j * t1 + i) * batch + k`` (broadcast over array inputs).
         """
         t1, _ = self.tile_shape
         return (np.asarray(j) * t1 + np.asarray(i)) * self.batch + np.asarray(k)

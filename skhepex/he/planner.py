@@ -5,6 +5,7 @@ import logging
 
 from ..estimators import get_tile_shape
 from ..tiling import TileLayout, block_shape, check_tile_shape, layer_orientation
+from .bounds import margin_bits_for, output_bound
 from .compiler import compile_stages, required_depth
 from .costs import memory_estimate, predict_latency, unit_costs
 from .params import resolve_params
@@ -36,7 +37,7 @@ def _n_tiles(shapes, tile_shape):
 
 
 def evaluate_tile_shape(estimator, tile_shape, *, param_kw=None, encrypt_weights=False,
-                        batch_size="auto", n_stages=None, measure=True):
+                        batch_size="auto", n_stages=None, measure=True, input_range=None):
     """Parameters, counting plan and predicted cost of one tile shape.
 
     Parameters
@@ -44,25 +45,34 @@ def evaluate_tile_shape(estimator, tile_shape, *, param_kw=None, encrypt_weights
     estimator : estimator
         Fitted network (or a wrapper holding one).
     tile_shape : (int, int)
+        The shape to evaluate.
     param_kw : dict, optional
         ``poly_modulus_degree, coeff_mod_bit_sizes, scale_bits, security_level``.
     encrypt_weights : bool, default=False
+        Price the weights as ciphertexts (ct x ct products).
     batch_size : int or "auto", default="auto"
         Samples per request; "auto" = full ciphertexts.
     n_stages : int, optional
         Only the first stages.
     measure : bool, default=True
         Measured (True) or tabulated (False) unit costs.
+    input_range : (ndarray, ndarray), optional
+        Box of the encoded inputs: the first prime keeps room for the largest
+        value the network reaches on it (:mod:`skhepex.he.bounds`).
 
     Returns
     -------
     record : dict
         ``tile_shape, params, plan, seconds_per_batch, samples_per_batch,
-        seconds_per_sample, memory_bytes``.
+        seconds_per_sample, memory_bytes, value_bound``.
     """
     stages = build_stages(estimator, tile_shape, n_stages)
-    params = resolve_params(required_depth(stages, tile_shape), tile_shape,
-                            **dict(param_kw or {}))
+    kw = dict(param_kw or {})
+    bound = None
+    if input_range is not None:
+        bound = output_bound(stages, input_range[0], input_range[1], tile_shape)
+        kw["margin_bits"] = margin_bits_for(bound)
+    params = resolve_params(required_depth(stages, tile_shape), tile_shape, **kw)
     plan = compile_stages(stages, tile_shape, params, encrypt_weights=encrypt_weights,
                           materialize=False)
     per_batch = float(sum(predict_latency(plan, unit_costs(params, measure=measure))))
@@ -71,12 +81,13 @@ def evaluate_tile_shape(estimator, tile_shape, *, param_kw=None, encrypt_weights
     total_mem = mem["packed_model_bytes"] + mem["galois_key_bytes"] + mem["relin_key_bytes"]
     return dict(tile_shape=tuple(tile_shape), params=params, plan=plan,
                 seconds_per_batch=per_batch, samples_per_batch=samples,
-                seconds_per_sample=per_batch / samples, memory_bytes=int(total_mem))
+                seconds_per_sample=per_batch / samples, memory_bytes=int(total_mem),
+                value_bound=bound)
 
 
 def choose_tile_shape(estimator, *, param_kw=None, encrypt_weights=False, batch_size="auto",
                       candidates=None, max_memory=MAX_AUTO_MEMORY, max_tiles=MAX_AUTO_TILES,
-                      measure=True):
+                      measure=True, input_range=None):
     """Choose the tile shape with the lowest predicted latency per sample.
 
     Every power-of-two shape ``(t1, t2)`` (sides in :data:`AUTO_TILE_SIDES`,
@@ -95,6 +106,7 @@ def choose_tile_shape(estimator, *, param_kw=None, encrypt_weights=False, batch_
     param_kw : dict, optional
         ``poly_modulus_degree, coeff_mod_bit_sizes, scale_bits, security_level``.
     encrypt_weights : bool, default=False
+        Price the weights as ciphertexts (ct x ct products).
     batch_size : int or "auto", default="auto"
         Samples expected per request.
     candidates : list of (int, int), optional
@@ -105,10 +117,13 @@ def choose_tile_shape(estimator, *, param_kw=None, encrypt_weights=False, batch_
         Skip shapes with more weight tiles.
     measure : bool, default=True
         Measured (True) or tabulated (False) unit costs.
+    input_range : (ndarray, ndarray), optional
+        Box of the encoded inputs (see :func:`evaluate_tile_shape`).
 
     Returns
     -------
     tile_shape : (int, int)
+        The chosen shape.
     table : list of dict
         One record per evaluated candidate (``tile_shape, poly_modulus_degree,
         seconds_per_sample, seconds_per_batch, samples_per_batch, memory_bytes``).
@@ -125,7 +140,7 @@ def choose_tile_shape(estimator, *, param_kw=None, encrypt_weights=False, batch_
         try:
             rec = evaluate_tile_shape(estimator, shape, param_kw=param_kw,
                                       encrypt_weights=encrypt_weights, batch_size=batch_size,
-                                      measure=measure)
+                                      measure=measure, input_range=input_range)
         except ValueError as exc:   # e.g. explicit params too small for this shape
             if "not a polynomial" in str(exc):
                 raise
@@ -170,6 +185,7 @@ def resolve_tile_shape(estimator, tile_shape="auto", **kwargs):
     estimator : estimator
         Fitted network or a wrapper of one.
     tile_shape : (int, int) or "auto", default="auto"
+        Explicit shape, or ``"auto"``.
     **kwargs : dict
         Passed to :func:`choose_tile_shape` (``param_kw``, ``encrypt_weights``,
         ``batch_size``, ``measure``).
@@ -177,6 +193,7 @@ def resolve_tile_shape(estimator, tile_shape="auto", **kwargs):
     Returns
     -------
     tile_shape : (int, int)
+        The shape to pack with.
     """
     carried = get_tile_shape(estimator)
     if not isinstance(tile_shape, str):

@@ -19,16 +19,17 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 
-from .._tags import delegate_tags
+from ..estimators import delegate_tags
 from ..estimators import get_network, get_tile_shape
 from ..tiling import check_tile_shape
 from .compiler import compile_stages, required_depth
 from .costs import unit_costs
 from .key_owner import KeyOwnerMixin
+from .bounds import margin_bits_for, output_bound
+from .guard import RangeGuard, declared_input_range
 from .params import check_security, resolve_params
 from .planner import resolve_tile_shape
 from .report import HECostReport
-from .simulator import PlainSimulator
 from .stages import build_stages
 
 __all__ = ["HEPredictor"]
@@ -82,7 +83,7 @@ class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
         below 128-bit security (log2 Q > 109/218/438/881 for
         N = 4096/8192/16384/32768) or with too few levels are refused.
     scale_bits : int or "auto", default="auto"
-        log2 of the encoding scale.
+        The log2 of the encoding scale.
     security_level : int, default=128
         Only 128 is supported; anything else raises ``ValueError``.
     encrypt_weights : bool, default=False
@@ -102,6 +103,17 @@ class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
         vectors (:class:`~skhepex.he.simulator.PlainSimulator`): no keys, no
         encryption, no SEAL timing (tabulated unit costs), exact up to float
         rounding.
+    input_range : "auto", None or (lo, hi), default="auto"
+        The box the (preprocessed) inputs live in: CKKS parameters are chosen
+        so that the largest value the network can reach on it decrypts
+        without wrapping around (:mod:`skhepex.he.bounds`), as far as the
+        ring the depth needs allows.  ``"auto"``: the network's training box
+        (``input_range_``) widened by 5% of its widest side (a clipping
+        ``MinMaxScaler``'s range when the pipeline ends with one).  Requests
+        whose value bound exceeds the decryptable range are refused, and
+        decrypted values above their bound raise
+        :class:`~skhepex.he.bounds.PrecisionError`: never a wrapped value.
+        ``None`` declares no box (default headroom; the checks still apply).
     verbose : int, default=0
         Log progress (``logging``, logger ``"skhepex"``).
 
@@ -126,6 +138,10 @@ class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
     report_ : HECostReport
         Op counts, memory and predicted latency (see :meth:`measure` for
         measured latency).
+    input_range_ : (ndarray, ndarray) or None
+        The declared input box, in the network's encoded input order.
+    guard_ : RangeGuard
+        Per-request bound checks (decryptable range ``guard_.limit``).
     n_features_in_ : int
 
     Notes
@@ -160,13 +176,14 @@ class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "n_jobs": [None, Integral],
         "mode": [StrOptions({"encrypted", "simulate"})],
+        "input_range": [StrOptions({"auto"}), None, tuple, list],
         "verbose": ["verbose"],
     }
 
     def __init__(self, estimator, *, prefit=False, tile_shape="auto",
                  poly_modulus_degree="auto", coeff_mod_bit_sizes="auto", scale_bits="auto",
                  security_level=128, encrypt_weights=False, batch_size="auto", n_jobs=None,
-                 mode="encrypted", verbose=0):
+                 mode="encrypted", input_range="auto", verbose=0):
         self.estimator = estimator
         self.prefit = prefit
         self.tile_shape = tile_shape
@@ -178,6 +195,7 @@ class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
         self.batch_size = batch_size
         self.n_jobs = n_jobs
         self.mode = mode
+        self.input_range = input_range
         self.verbose = verbose
 
     # -------------------------------------------------------------- protocol
@@ -248,19 +266,28 @@ class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
                               else None)
         self.n_features_in_ = getattr(est, "n_features_in_", None) or net.n_features_in_
         t0 = time.perf_counter()
+        self.input_range_ = declared_input_range(self.input_range, net, self.preprocessor_)
         self.tile_shape_ = resolve_tile_shape(est, self.tile_shape, param_kw=self._param_kw(),
                                               encrypt_weights=self.encrypt_weights,
                                               batch_size=self.batch_size,
-                                              measure=self.mode != "simulate")
+                                              measure=self.mode != "simulate",
+                                              input_range=self.input_range_)
         stages = build_stages(est, self.tile_shape_)
+        k = net.n_transform_stages_
+        plans = {"predict": stages, **({"transform": stages[:k]} if k else {})}
+        kw = self._param_kw()
+        if self.input_range_ is not None:
+            bound = max(output_bound(st, *self.input_range_, self.tile_shape_)
+                        for st in plans.values())
+            kw["margin_bits"] = margin_bits_for(bound)
         self.params_ = resolve_params(required_depth(stages, self.tile_shape_),
-                                      self.tile_shape_, **self._param_kw())
+                                      self.tile_shape_, **kw)
         self.plan_ = compile_stages(stages, self.tile_shape_, self.params_,
                                     encrypt_weights=self.encrypt_weights)
-        k = net.n_transform_stages_
         self.transform_plan_ = (compile_stages(stages[:k], self.tile_shape_, self.params_,
                                                encrypt_weights=self.encrypt_weights)
                                 if k else None)
+        self.guard_ = RangeGuard(plans, self.tile_shape_, self.params_, self.input_range_)
         self._setup_backend()
         simulate = self.mode == "simulate"
         self.report_ = HECostReport(self.plan_, unit_costs(self.params_, measure=not simulate),
@@ -272,62 +299,6 @@ class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
                         self.report_.n_weight_ciphertexts)
         return self
 
-    def _round_trips(self, X, which):
-        """Yield (raw outputs, stats, encrypt s, decrypt s) per round trip."""
-        plan = self._plan(which)
-        if self.mode == "simulate":
-            yield PlainSimulator(plan).predict(X), None, 0.0, 0.0
-            return
-        server = self._server(which)
-        step = plan.batch if self.batch_size == "auto" else int(self.batch_size)
-        for start in range(0, X.shape[0], step):
-            t0 = time.perf_counter()
-            enc = self.client_.encrypt(X[start:start + step], plan)
-            t1 = time.perf_counter()
-            res = server.evaluate(enc)
-            t2 = time.perf_counter()
-            out = self.client_.decrypt(res, plan, n_samples=enc.n_samples)
-            t3 = time.perf_counter()
-            if self.verbose:
-                logger.info("evaluated %d/%d samples", min(start + step, X.shape[0]),
-                            X.shape[0])
-            yield out, res.stats, t1 - t0, t3 - t2
-
-    def _raw(self, X, which="predict"):
-        self._check_keys()
-        Xc = self._client_input(X)
-        outs = [out for out, *_ in self._round_trips(Xc, which)]
-        return np.vstack(outs) if outs else np.zeros((0, self._plan(which).n_outputs))
-
-    def measure(self, X):
-        """Run encrypted ``predict`` on ``X`` and return the report with measured times.
-
-        Nothing is stored on the predictor (``report_`` is unchanged).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        report : HECostReport
-            ``report_`` with measured seconds per layer and per sample, and
-            client-side encryption/decryption times.
-        """
-        self._check_keys()
-        if self.mode == "simulate":
-            raise RuntimeError("measure needs mode='encrypted' (simulate mode times nothing)")
-        Xc = self._client_input(X)
-        seconds = np.zeros(len(self.plan_.stages))
-        t_enc = t_dec = 0.0
-        n_batches = 0
-        for _, stats, te, td in self._round_trips(Xc, "predict"):
-            seconds += stats["stage_seconds"]
-            n_batches += stats["n_batches"]
-            t_enc, t_dec = t_enc + te, t_dec + td
-        return self.report_.with_measurement(list(seconds), Xc.shape[0], n_batches,
-                                             t_enc, t_dec)
-
     # ------------------------------------------------------------ estimator
     def predict(self, X):
         """Predict on encrypted data (or simulated packing in ``mode="simulate"``).
@@ -335,6 +306,7 @@ class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples to predict, encrypted one round trip at a time.
 
         Returns
         -------
@@ -351,10 +323,12 @@ class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples to classify under encryption.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
+            Softmax of the decrypted logits (rows sum to one).
         """
         return self.network_estimator_.output_head(self._raw(X), "predict_proba")
 
@@ -381,10 +355,12 @@ class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples whose log-probabilities are computed under encryption.
 
         Returns
         -------
         scores : ndarray of shape (n_samples, n_classes) or (n_samples,)
+            Decrypted logits, or ``logit[1] - logit[0]`` for two classes.
         """
         return self.network_estimator_.output_head(self._raw(X), "decision_function")
 
@@ -395,10 +371,12 @@ class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples whose logits are computed under encryption.
 
         Returns
         -------
         Z : ndarray of shape (n_samples, n_components)
+            The decrypted representation.
         """
         return self.network_estimator_.output_head(self._raw(X, "transform"), "transform")
 
@@ -412,12 +390,16 @@ class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples whose encrypted predictions are scored.
         y : array-like, default=None
+            True labels, targets, or clean reconstructions (autoencoders).
         sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
 
         Returns
         -------
         score : float
+            Accuracy, R² or variance-weighted reconstruction R².
         """
         net = self.network_estimator_
         pred = self.predict(X)

@@ -99,6 +99,7 @@ class HECostReport:
         Returns
         -------
         report : HECostReport
+            A new report; this one is unchanged.
         """
         rep = copy.deepcopy(self)
         nb = max(int(n_batches), 1)
@@ -131,6 +132,7 @@ class HECostReport:
         Returns
         -------
         totals : dict
+            Op name -> count per ciphertext batch, summed over layers.
         """
         return {op: int(sum(r[op] for r in self.layers)) for op in _OPS_FIELDS}
 
@@ -140,6 +142,7 @@ class HECostReport:
         Returns
         -------
         report : dict
+            Every field of the report, JSON-serialisable.
         """
         return dict(tile_shape=list(self.tile_shape), params=self.params.to_dict(),
                     batch=self.batch, depth=self.depth,
@@ -248,6 +251,7 @@ def he_cost_report(estimator, tile_shape="auto", params="auto", *, encrypt_weigh
         Explicit parameters are validated (128-bit security).  A dict may hold
         ``poly_modulus_degree, coeff_mod_bit_sizes, scale_bits``.
     encrypt_weights : bool, default=False
+        Count the weights as ciphertexts (ct x ct products).
     batch_size : int or "auto", default="auto"
         Samples expected per request (auto tile-shape choice only).
     n_stages : int, optional
@@ -259,6 +263,7 @@ def he_cost_report(estimator, tile_shape="auto", params="auto", *, encrypt_weigh
     Returns
     -------
     report : HECostReport
+        Per-layer op counts, memory and predicted latency.
     """
     param_kw = params_kwargs(params)
     if isinstance(tile_shape, str):

@@ -68,7 +68,7 @@ def pack(kind: str, header: dict, arrays: dict) -> bytes:
     return MAGIC + hashlib.sha256(body).digest() + body
 
 
-def unpack(data, kind: str):
+def unpack(data, kind: str, max_header_bytes=MAX_HEADER_BYTES):
     """Inverse of :func:`pack`, validating sizes before any allocation.
 
     Parameters
@@ -77,6 +77,8 @@ def unpack(data, kind: str):
         Untrusted bytes.
     kind : str
         Expected kind.
+    max_header_bytes : int, default=MAX_HEADER_BYTES
+        Largest JSON header accepted (parsing takes up to ~20x its size).
 
     Returns
     -------
@@ -102,15 +104,15 @@ def unpack(data, kind: str):
         raise SerializationError("checksum mismatch: the bytes are corrupted or truncated")
     (hlen,) = struct.unpack("<Q", mv[start:start + 8])
     pos = start + 8
-    if hlen > min(MAX_HEADER_BYTES, len(mv) - pos):
+    if hlen > min(max_header_bytes, len(mv) - pos):
         raise SerializationError(f"header length {hlen} exceeds the data")
     try:
         meta = json.loads(bytes(mv[pos:pos + hlen]).decode("utf-8"))
         fields, specs, got = meta["fields"], meta["arrays"], meta["kind"]
         if not isinstance(fields, dict) or not isinstance(specs, list):
             raise TypeError("fields/arrays")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SerializationError(f"malformed header ({exc})") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise SerializationError(f"malformed header ({type(exc).__name__})") from None
     if got != kind:
         raise SerializationError(f"bytes hold a {got!r}, expected {kind!r}")
     pos += hlen
@@ -120,12 +122,14 @@ def unpack(data, kind: str):
             name, dt, shape = spec
             dtype = np.dtype(_ALLOWED_DTYPES[dt])
             shape = tuple(int(v) for v in shape)
-            if any(v < 0 for v in shape):
-                raise ValueError("negative dimension")
-        except (ValueError, KeyError, TypeError) as exc:
+            if any(v < 0 for v in shape) or len(shape) > 32:
+                raise ValueError("negative dimension or too many dimensions")
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
             raise SerializationError(f"malformed array spec {spec!r} ({exc})") from None
         n = dtype.itemsize
         for v in shape:
+            if v > len(mv):
+                raise SerializationError(f"array {name!r} larger than the data")
             n *= v
             if n > len(mv):
                 raise SerializationError(f"array {name!r} larger than the data")
@@ -280,17 +284,18 @@ def plan_from_payload(header: dict, arrays: dict) -> CompiledPlan:
         if len(primes) != len(params.coeff_mod_bit_sizes) - 1 or not 0 <= depth < len(primes):
             raise ValueError("primes / depth do not match the parameters")
         used = {k for st in stages for r in st.rows for k in r.keys()}
-        if not used <= set(spec) or not set(pts) <= set(spec):
+        enc = bool(header["encrypted_weights"])
+        plain = {k for k in spec if not (enc and k.kind in ("w", "b"))}
+        if not used <= set(spec) or set(pts) not in (set(spec), plain):
             raise ValueError("plaintext keys and rows disagree")
         if any(not 0 <= lvl < len(primes) for lvl, _ in spec.values()):
             raise ValueError("plaintext level out of range")
         level_ops = [{(str(op), int(lvl)): int(n) for op, lvl, n in d}
                      for d in header["level_ops"]]
         op_counts = [dict(d) for d in header["op_counts"]]
-        enc = bool(header["encrypted_weights"])
     except SerializationError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
         raise SerializationError(f"malformed plan: {type(exc).__name__}: {exc}") from None
     return CompiledPlan(params=params, primes=primes, tile_shape=tile_shape, batch=batch,
                         n_features=stages[0].n_in, n_outputs=stages[-1].n_out, stages=stages,

@@ -8,6 +8,7 @@ GIL, so threads interleave rather than run in parallel).
 from __future__ import annotations
 
 import hashlib
+import os
 
 import numpy as np
 import tenseal as ts
@@ -139,10 +140,15 @@ class ServerModel:
         Parameters
         ----------
         data : bytes
+            Output of :meth:`EncryptedBatch.serialize` from a client
+            (untrusted: index, sample count and ciphertext sizes are checked
+            against this server's plan before SEAL loads anything).
 
         Returns
         -------
         batch : EncryptedBatch
+            The batch with its ciphertexts loaded under the public context;
+            its fingerprints are checked by :meth:`evaluate`.
         """
         return EncryptedBatch.load(data, self.context, self.plan)
 
@@ -164,6 +170,10 @@ class ServerModel:
         Returns
         -------
         data : bytes
+            Checksummed container with the plan, the public context (public
+            and relinearisation keys), the Galois keys (empty without
+            rotations), the weight ciphertexts and the name; read back with
+            :meth:`load`.
         """
         enc_keys = self.plan.encrypted_keys()
         header, arrays = plan_to_payload(self.plan, drop_keys=enc_keys,
@@ -198,6 +208,9 @@ class ServerModel:
             Malformed or corrupted bytes, or a context that carries a secret key.
         """
         if not isinstance(data, (bytes, bytearray, memoryview)):
+            if not isinstance(data, (str, os.PathLike)):
+                raise TypeError(f"ServerModel.load takes bytes or a file path, got "
+                                f"{type(data).__name__}")
             with open(data, "rb") as f:
                 data = f.read()
         h, arrays = unpack(data, cls._kind)
@@ -206,7 +219,7 @@ class ServerModel:
             ctx = ts.context_from(arrays["context"].tobytes())
         except SerializationError:
             raise
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as exc:
             raise SerializationError(f"malformed server model: {exc}") from None
         if ctx.has_secret_key():
             raise SerializationError("a server model must not carry a secret key")
@@ -220,6 +233,6 @@ class ServerModel:
             wcts = {PtKey.parse(k): load_seal(sealapi.Ciphertext(), sd,
                                               arrays[f"wct{i}"].tobytes())
                     for i, k in enumerate(h["wct_keys"])}
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as exc:
             raise SerializationError(f"malformed server model: {exc}") from None
         return cls(plan, ctx, gk, wcts, str(h.get("name", "")))

@@ -37,10 +37,13 @@ class PlainSimulator:
         Parameters
         ----------
         X : array-like of shape (n_samples, plan.n_features)
+            Encoded network inputs (converted to float64), packed
+            ``plan.batch`` samples per slot vector.
 
         Returns
         -------
         Y : ndarray of shape (n_samples, plan.n_outputs)
+            Float64 raw outputs decoded from the packed slot vectors.
         """
         X = np.asarray(X, dtype=np.float64)
         b = self.plan.batch
@@ -59,10 +62,13 @@ def reference_forward(stages, X) -> np.ndarray:
     stages : list of dict
         Stage dicts (see :func:`~skhepex.he.compiler.compile_stages`).
     X : array-like of shape (n_samples, n_in)
+        Inputs of the first stage (converted to float64).
 
     Returns
     -------
     Y : ndarray of shape (n_samples, n_out)
+        Float64 outputs of the last stage: ``h @ matrix.T + bias`` then the
+        stage's polynomial activation, stage by stage, without packing.
     """
     h = np.asarray(X, dtype=np.float64)
     for st in stages:

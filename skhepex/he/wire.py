@@ -22,6 +22,9 @@ __all__ = ["EncryptedBatch", "EncryptedResult", "plan_fingerprint", "BindingErro
 
 #: Most samples one batch may declare.
 MAX_SAMPLES = 1 << 31
+#: Largest JSON header of a batch or result (an index of small ints and a few
+#: measurements; header parsing takes up to ~20x this in memory).
+MAX_HEADER_BYTES = 1 << 20
 
 
 class BindingError(ValueError):
@@ -85,6 +88,9 @@ class EncryptedBatch:
         Returns
         -------
         data : bytes
+            The header (sample count, fingerprints, chunk index per batch;
+            for a result also its tag and stats) and one SEAL-serialized
+            ciphertext per batch and chunk; read back with :meth:`load`.
         """
         from .seal_tools import save_seal
 
@@ -131,13 +137,13 @@ class EncryptedBatch:
 
         from .seal_tools import load_seal
 
-        h, arrays = unpack(data, cls._kind)
+        h, arrays = unpack(data, cls._kind, max_header_bytes=MAX_HEADER_BYTES)
         try:
             n = int(h["n_samples"])
             index = [[int(q) for q in qs] for qs in h["index"]]
             plan_id, key_id = str(h["plan_id"]), str(h["key_id"])
             extra = cls._extra(h)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise SerializationError(f"malformed {cls._kind}: {exc}") from None
         chunks, level = cls._expected(plan)
         if not 0 <= n <= MAX_SAMPLES or len(index) != -(-n // plan.batch):
@@ -173,6 +179,15 @@ class EncryptedResult(EncryptedBatch):
 
     Attributes
     ----------
+    batches : list of dict
+        Per batch of ``plan.batch`` samples: output chunk index -> SEAL
+        ciphertext (one per live output tile-row of the last stage).
+    n_samples : int
+        Samples of the request it answers.
+    plan_id : str
+        Fingerprint of the plan that evaluated it.
+    key_id : str
+        Fingerprint of the public key it is encrypted under.
     tag : str
         Which server model produced it (``"predict"``, ``"transform"``).
     stats : dict

@@ -136,7 +136,7 @@ class Network:
 
         Parameters
         ----------
-        x : ndarray of shape (n_samples, n_features) or (n_samples, *input_shape)
+        x : ndarray of shape (n_samples, n_features) or (n_samples,) + input_shape
             Input samples, original feature order: :attr:`input_perm` is
             applied here.
         train : bool, default=False

@@ -9,9 +9,9 @@ class SGD:
     Parameters
     ----------
     params : list of ndarray
-        Arrays updated in place.
+        The parameters, updated in place by :meth:`step`.
     learning_rate : float
-        Step size.
+        Constant step size.
     momentum : float, default=0.9
         Momentum factor.
     nesterov : bool, default=True
@@ -26,7 +26,13 @@ class SGD:
         self.velocities = [np.zeros_like(p) for p in params]
 
     def step(self, grads):
-        """Apply one update from ``grads`` (same order as ``params``)."""
+        """Apply one momentum update.
+
+        Parameters
+        ----------
+        grads : list of ndarray
+            Gradient of every array of ``params``, in the same order.
+        """
         lr, mu = self.learning_rate, self.momentum
         for p, g, v in zip(self.params, grads, self.velocities):
             v *= mu
@@ -43,11 +49,13 @@ class Adam:
     Parameters
     ----------
     params : list of ndarray
-        Arrays updated in place.
+        Network arrays that :meth:`step` modifies in place.
     learning_rate : float
-        Step size.
-    beta_1, beta_2, epsilon : float
-        Adam's usual constants.
+        Base step size, bias-corrected at every step.
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Decay rates of the first and second moment estimates.
+    epsilon : float, default=1e-8
+        Added to the root of the second moment for stability.
     """
 
     def __init__(self, params, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
@@ -61,7 +69,13 @@ class Adam:
         self.vs = [np.zeros_like(p) for p in params]
 
     def step(self, grads):
-        """Apply one update from ``grads`` (same order as ``params``)."""
+        """Apply one Adam update.
+
+        Parameters
+        ----------
+        grads : list of ndarray
+            Gradients matching ``params`` one to one.
+        """
         self.t += 1
         b1, b2 = self.beta_1, self.beta_2
         lr = self.learning_rate * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
@@ -74,7 +88,22 @@ class Adam:
 
 
 def make_optimizer(solver, params, learning_rate):
-    """Build the optimizer named ``solver`` ("adam" or "sgd")."""
+    """Build the optimizer named ``solver``.
+
+    Parameters
+    ----------
+    solver : {"adam", "sgd"}
+        Optimizer name, as the estimators' ``solver`` parameter.
+    params : list of ndarray
+        Arrays to optimize in place.
+    learning_rate : float
+        Step size.
+
+    Returns
+    -------
+    optimizer : Adam or SGD
+        A fresh optimizer (zero moments) bound to ``params``.
+    """
     if solver == "adam":
         return Adam(params, learning_rate)
     return SGD(params, learning_rate)

@@ -4,9 +4,18 @@ from numbers import Real
 
 import numpy as np
 
-from ._common import import_pyplot, label
+from ._common import fill_doc, import_pyplot, label
 
 __all__ = ["ParetoDisplay", "pareto_front"]
+
+
+#: Last parameters of the ``from_*`` constructors of :class:`ParetoDisplay`.
+_AX_KWARGS = """
+ax : matplotlib Axes, default=None
+    Axes to draw on; ``None`` creates a figure.
+**kwargs : dict
+    Passed to :meth:`plot`.
+"""
 
 
 def pareto_front(n_ciphertexts, scores):
@@ -182,6 +191,7 @@ class ParetoDisplay:
         return self
 
     @classmethod
+    @fill_doc(ax_kwargs=_AX_KWARGS)
     def from_cv_results(cls, cv_results, *, score_key="mean_test_score",
                         ciphertexts_key="mean_test_ciphertexts", variant_param=None,
                         score_name=None, ax=None, **kwargs):
@@ -209,10 +219,7 @@ class ParetoDisplay:
             ``"Permuter()"``). ``None`` draws all candidates as one set.
         score_name : str, default=None
             Y-axis label; defaults to ``score_key``.
-        ax : matplotlib Axes, default=None
-            Axes to draw on; ``None`` creates a figure.
-        **kwargs : dict
-            Passed to :meth:`plot`.
+        %(ax_kwargs)s
 
         Returns
         -------
@@ -244,6 +251,7 @@ class ParetoDisplay:
         return disp.plot(ax=ax, **kwargs)
 
     @classmethod
+    @fill_doc(ax_kwargs=_AX_KWARGS)
     def from_json(cls, path_or_data, *, task=None, score_key="score", score_name=None,
                   ax=None, **kwargs):
         """Plot benchmark results from JSON (``skhepex bench`` / ``skhepex demo``).
@@ -268,10 +276,7 @@ class ParetoDisplay:
         score_name : str, default=None
             Y-axis label; defaults to the records' ``"metric"`` when all
             plotted records agree on it, else ``score_key``.
-        ax : matplotlib Axes, default=None
-            Axes to draw on; ``None`` creates a figure.
-        **kwargs : dict
-            Passed to :meth:`plot`.
+        %(ax_kwargs)s
 
         Returns
         -------

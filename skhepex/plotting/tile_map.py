@@ -3,9 +3,23 @@
 import numpy as np
 
 from ..tiling import TileLayout
-from ._common import import_pyplot
+from ._common import fill_doc, import_pyplot
 
 __all__ = ["TileMapDisplay"]
+
+
+#: Parameters of the one-row constructors :meth:`TileMapDisplay.from_layout`
+#: and :meth:`TileMapDisplay.from_estimator`.
+_ROW_PARAMS = """
+color : {"mask", "norm"}, default="mask"
+    Fill kept tiles uniformly, or colour them by their L2 norm.
+estimator_name : str, default=None
+    Row label.
+ax : matplotlib Axes or array-like of Axes, default=None
+    One Axes per layer; ``None`` creates a figure.
+**kwargs : dict
+    Passed to :meth:`plot`.
+"""
 
 
 def _tile_edges(n, block):
@@ -233,6 +247,7 @@ class TileMapDisplay:
 
     # --------------------------------------------------------- constructors
     @classmethod
+    @fill_doc(row_params=_ROW_PARAMS)
     def from_layout(cls, layout, *, color="mask", estimator_name=None, ax=None, **kwargs):
         """Plot the tile map of a :class:`~skhepex.tiling.TileLayout`.
 
@@ -240,14 +255,7 @@ class TileMapDisplay:
         ----------
         layout : TileLayout
             The tiling to draw.
-        color : {"mask", "norm"}, default="mask"
-            Fill kept tiles uniformly, or colour them by their L2 norm.
-        estimator_name : str, default=None
-            Row label.
-        ax : matplotlib Axes or array-like of Axes, default=None
-            One Axes per layer; ``None`` creates a figure.
-        **kwargs : dict
-            Passed to :meth:`plot`.
+        %(row_params)s
 
         Returns
         -------
@@ -263,6 +271,7 @@ class TileMapDisplay:
         return disp.plot(ax=ax, color=color, **kwargs)
 
     @classmethod
+    @fill_doc(row_params=_ROW_PARAMS)
     def from_estimator(cls, estimator, tile_shape=None, *, color="mask",
                        estimator_name=None, ax=None, **kwargs):
         """Plot the tile map of a fitted network.
@@ -274,14 +283,7 @@ class TileMapDisplay:
             one (unwrapped by :class:`~skhepex.tiling.TileLayout`).
         tile_shape : tuple of int (t1, t2), default=None
             Tile shape; defaults to the ``HEPEx``'s, else (8, 8).
-        color : {"mask", "norm"}, default="mask"
-            Fill kept tiles uniformly, or colour them by their L2 norm.
-        estimator_name : str, default=None
-            Row label.
-        ax : matplotlib Axes or array-like of Axes, default=None
-            One Axes per layer; ``None`` creates a figure.
-        **kwargs : dict
-            Passed to :meth:`plot`.
+        %(row_params)s
 
         Returns
         -------

@@ -8,44 +8,13 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.metaestimators import _BaseComposition, available_if
 from sklearn.utils.validation import check_is_fitted, check_memory
 
-from .._tags import delegate_tags
-from ..estimators import check_network
-from ..tiling import TileLayout, check_tile_shape
-from ._base import weight_sparsity
+from ..estimators import check_network, delegate_tags
+from ..tiling import check_tile_shape
+from .stages import apply_step, fit_dense
 
 __all__ = ["HEPEx"]
 
 logger = logging.getLogger("skhepex")
-
-#: Number of dense trainings actually run (cache misses) in this process.
-#: Tests read it to check that ``memory`` avoids retraining.
-N_DENSE_FITS = 0
-
-
-def _record(name, est, X, y, tile_shape):
-    layout = TileLayout(est, tile_shape)
-    try:
-        score = float(est.score(X, y))
-    except Exception:  # pragma: no cover - scoring is informative only
-        score = float("nan")
-    return {"name": name, "sparsity": weight_sparsity(est),
-            "n_nonzero_tiles": layout.n_nonzero_tiles, "n_tiles": layout.n_tiles,
-            "train_score": score}
-
-
-def _fit_dense(estimator, X, y, tile_shape):
-    """Train ``estimator`` densely (cached by ``HEPEx.memory``)."""
-    global N_DENSE_FITS
-    N_DENSE_FITS += 1
-    estimator.fit(X, y)
-    return estimator, _record("dense", estimator, X, y, tile_shape)
-
-
-def _apply_step(network, step, name, X, y, tile_shape):
-    """Apply one pruning step (cached by ``HEPEx.memory``, keyed on the prefix)."""
-    out = step.prune(network, X, y, tile_shape=tile_shape)
-    return out, step, _record(name, out, X, y, tile_shape)
-
 
 def _is_passthrough(step):
     return step is None or (isinstance(step, str) and step == "passthrough")
@@ -55,26 +24,6 @@ def _estimator_has(attr):
     def check(self):
         return hasattr(self.__skhepex_network__(), attr)
     return check
-
-
-def _delegate(method, summary, x_doc, returns):
-    """An ``HEPEx`` method returning ``estimator_.<method>(X)``.
-
-    Available only when the wrapped network has ``method``; the docstring is
-    ``summary``, then ``X`` (described by ``x_doc``) and ``returns``.
-    """
-    def delegated(self, X):
-        check_is_fitted(self)
-        return getattr(self.estimator_, method)(X)
-
-    delegated.__name__ = method
-    delegated.__qualname__ = f"HEPEx.{method}"
-    delegated.__doc__ = (f"{summary}\n\nParameters\n----------\nX : {x_doc}\n\n"
-                         f"Returns\n-------\n{returns}\n")
-    return available_if(_estimator_has(method))(delegated)
-
-
-_SAMPLES = "array-like of shape (n_samples, n_features)\n    Input data."
 
 
 class HEPEx(_BaseComposition):
@@ -256,10 +205,10 @@ class HEPEx(_BaseComposition):
         tile_shape = check_tile_shape(self.tile_shape)
         check_network(self.estimator, fitted=False)  # before any training
         memory = check_memory(self.memory)
-        fit_dense = memory.cache(_fit_dense)
-        apply_step = memory.cache(_apply_step)
+        cached_fit_dense = memory.cache(fit_dense)
+        cached_apply_step = memory.cache(apply_step)
         t0 = time.time()
-        net, rec = fit_dense(clone(self.estimator), X, y, tile_shape)
+        net, rec = cached_fit_dense(clone(self.estimator), X, y, tile_shape)
         check_network(net)
         self._log("dense training", t0)
         self.dense_estimator_ = net
@@ -270,7 +219,7 @@ class HEPEx(_BaseComposition):
                 steps_.append((name, step))
                 continue
             t0 = time.time()
-            net, fitted, rec = apply_step(net, clone(step), name, X, y, tile_shape)
+            net, fitted, rec = cached_apply_step(net, clone(step), name, X, y, tile_shape)
             self._log(f"step {name!r}", t0)
             steps_.append((name, fitted))
             history.append(rec)
@@ -282,25 +231,108 @@ class HEPEx(_BaseComposition):
         return self
 
     # ---------------------------------------------------------- delegation
-    predict = _delegate(
-        "predict", "Predict with the pruned network.", _SAMPLES,
-        "y_pred : ndarray\n    The pruned network's predictions.")
-    predict_proba = _delegate(
-        "predict_proba", "Class probabilities of the pruned network.", _SAMPLES,
-        "proba : ndarray of shape (n_samples, n_classes)\n    Class probabilities.")
-    predict_log_proba = _delegate(
-        "predict_log_proba", "Log class probabilities of the pruned network.", _SAMPLES,
-        "log_proba : ndarray of shape (n_samples, n_classes)\n    Log class probabilities.")
-    decision_function = _delegate(
-        "decision_function", "Raw outputs of the pruned network.", _SAMPLES,
-        "scores : ndarray\n    Network outputs.")
-    transform = _delegate(
-        "transform", "Hidden/code representation of the pruned network.", _SAMPLES,
-        "Xt : ndarray\n    The network's ``transform`` output.")
-    inverse_transform = _delegate(
-        "inverse_transform", "Decode with the pruned network (autoencoders).",
-        "array-like of shape (n_samples, n_code)\n    Codes.",
-        "X_rec : ndarray\n    Reconstructions.")
+    @available_if(_estimator_has("predict"))
+    def predict(self, X):
+        """Predict with the pruned network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to predict (4-D images for a CNN).
+
+        Returns
+        -------
+        y_pred : ndarray
+            The pruned network's predictions: labels, targets or
+            reconstructions.
+        """
+        check_is_fitted(self)
+        return self.estimator_.predict(X)
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities of the pruned network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples whose probabilities the pruned classifier computes.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probability of every class of ``classes_``.
+        """
+        check_is_fitted(self)
+        return self.estimator_.predict_proba(X)
+
+    @available_if(_estimator_has("predict_log_proba"))
+    def predict_log_proba(self, X):
+        """Log class probabilities of the pruned network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples whose log-probabilities the pruned classifier computes.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Natural logarithm of :meth:`predict_proba`.
+        """
+        check_is_fitted(self)
+        return self.estimator_.predict_log_proba(X)
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X):
+        """Raw outputs (logits) of the pruned network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples the pruned classifier scores.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_classes) or (n_samples,)
+            The network's ``decision_function``.
+        """
+        check_is_fitted(self)
+        return self.estimator_.decision_function(X)
+
+    @available_if(_estimator_has("transform"))
+    def transform(self, X):
+        """Hidden (or code) representation computed by the pruned network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to represent with the pruned network.
+
+        Returns
+        -------
+        Xt : ndarray of shape (n_samples, n_hidden)
+            The network's ``transform`` output.
+        """
+        check_is_fitted(self)
+        return self.estimator_.transform(X)
+
+    @available_if(_estimator_has("inverse_transform"))
+    def inverse_transform(self, X):
+        """Decode codes with the pruned network (autoencoders).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_code)
+            Codes of the pruned autoencoder (its :meth:`transform` output).
+
+        Returns
+        -------
+        X_rec : ndarray of shape (n_samples, n_features)
+            Reconstructions.
+        """
+        check_is_fitted(self)
+        return self.estimator_.inverse_transform(X)
 
     @available_if(_estimator_has("transform"))
     def fit_transform(self, X, y=None):

@@ -12,7 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from skhepex import Autoencoder, CNNClassifier, MLPClassifier, tile_report
 from skhepex.pruning import (Expander, HEPEx, MagnitudePruner, Permuter, TilePruner,
                              ciphertext_scorer, fewest_ciphertexts_within, hepex_scoring)
-from skhepex.pruning import hepex as hepex_module
+from skhepex.pruning import stages as stages_module
 
 FT = 2
 
@@ -110,20 +110,20 @@ def test_pickle(digits):
 def test_memory_caches_prefixes(digits, tmp_path):
     X, y = digits
     memory = Memory(tmp_path, verbose=0)
-    n0 = hepex_module.N_DENSE_FITS
+    n0 = stages_module.N_DENSE_FITS
     a = _hepex(memory=memory).fit(X, y)
-    assert hepex_module.N_DENSE_FITS == n0 + 1
+    assert stages_module.N_DENSE_FITS == n0 + 1
     b = _hepex(memory=memory).set_params(tiles__tile_sparsity=0.7).fit(X, y)
-    assert hepex_module.N_DENSE_FITS == n0 + 1
+    assert stages_module.N_DENSE_FITS == n0 + 1
     # a path works too (joblib stores str and Path locations differently)
     _hepex(memory=str(tmp_path / "c")).fit(X, y)
     _hepex(memory=str(tmp_path / "c")).set_params(prune__sparsity=0.5).fit(X, y)
-    assert hepex_module.N_DENSE_FITS == n0 + 2
+    assert stages_module.N_DENSE_FITS == n0 + 2
     assert b.n_ciphertexts_ <= a.n_ciphertexts_
     c = _hepex(memory=memory).fit(X, y)
     np.testing.assert_array_equal(c.predict_proba(X), a.predict_proba(X))
     _hepex(memory=memory).set_params(estimator__alpha=1e-3).fit(X, y)
-    assert hepex_module.N_DENSE_FITS == n0 + 3
+    assert stages_module.N_DENSE_FITS == n0 + 3
 
 
 def test_selection_rule():
@@ -146,10 +146,10 @@ def test_grid_search_in_pipeline(digits, tmp_path, use_memory):
                           _hepex(memory=Memory(tmp_path, verbose=0) if use_memory else None))
     grid = {"hepex__tiles__tile_sparsity": [0.25, 0.75],
             "hepex__permute": [Permuter(max_iter=2, random_state=0), "passthrough"]}
-    n0 = hepex_module.N_DENSE_FITS
+    n0 = stages_module.N_DENSE_FITS
     search = GridSearchCV(model, grid, cv=2, scoring=hepex_scoring(),
                           refit=fewest_ciphertexts_within(0.05)).fit(X, y)
-    n_fits = hepex_module.N_DENSE_FITS - n0
+    n_fits = stages_module.N_DENSE_FITS - n0
     # 2 folds + refit on the full data when cached; else once per candidate and fold
     assert n_fits == (3 if use_memory else 4 * 2 + 1)
     res = search.cv_results_

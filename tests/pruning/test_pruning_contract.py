@@ -15,7 +15,7 @@ import skhepex.pruning
 from skhepex import CNNClassifier, MLPClassifier, TileLayout
 from skhepex.estimators import get_network, get_tile_shape
 from skhepex.pruning import HEPEx, MagnitudePruner, TilePruner
-from skhepex.pruning import hepex as hepex_module
+from skhepex.pruning import stages as stages_module
 from skhepex.pruning._base import drop_lowest, n_to_drop, sparsity_schedule
 from skhepex.pruning.expander import _conv_tap_ok, expand_masks
 from skhepex.pruning.units import taylor_scores
@@ -179,10 +179,10 @@ class _LooksLikeANetwork(ClassifierMixin, BaseEstimator):
 def test_networks_are_recognised_by_the_contract_not_by_attributes(digits):
     # regression: "is this a skhepex network?" was hasattr(est, "_fine_tune")
     X, y = digits
-    n0 = hepex_module.N_DENSE_FITS
+    n0 = stages_module.N_DENSE_FITS
     with pytest.raises(TypeError, match="skhepex network"):
         HEPEx(_LooksLikeANetwork(), [("tiles", TilePruner())]).fit(X, y)
-    assert hepex_module.N_DENSE_FITS == n0          # rejected before any training
+    assert stages_module.N_DENSE_FITS == n0          # rejected before any training
     with pytest.raises(TypeError, match="skhepex networks"):
         TilePruner().prune(_LooksLikeANetwork().fit(X, y), X, y)
 

@@ -1,0 +1,92 @@
+"""skhepex.he.planner: tile shape and parameters chosen with the cost model."""
+import logging
+
+import pytest
+from he_stages import fit_tiny_mlp
+
+from skhepex.he.costs import memory_estimate, predict_latency, tabulated_unit_costs
+from skhepex.he.planner import (AUTO_LATENCY_TOLERANCE, choose_tile_shape, evaluate_tile_shape,
+                                resolve_tile_shape)
+
+CANDIDATES = [(1, 1), (2, 4), (4, 8), (8, 8), (16, 16)]
+
+
+@pytest.fixture(scope="module")
+def est():
+    return fit_tiny_mlp()[0]
+
+
+def test_evaluate_tile_shape_record(est):
+    rec = evaluate_tile_shape(est, (4, 8), measure=False)
+    plan = rec["plan"]
+    assert rec["tile_shape"] == (4, 8) and rec["params"] == plan.params
+    assert all(v is None for v in plan.plaintexts.values())          # counting plan only
+    per_batch = sum(predict_latency(plan, tabulated_unit_costs(plan.params)))
+    assert rec["seconds_per_batch"] == pytest.approx(per_batch)
+    assert rec["samples_per_batch"] == plan.batch
+    assert rec["seconds_per_sample"] == pytest.approx(per_batch / plan.batch)
+    m = memory_estimate(plan)
+    assert rec["memory_bytes"] == (m["packed_model_bytes"] + m["galois_key_bytes"]
+                                   + m["relin_key_bytes"])
+    small = evaluate_tile_shape(est, (4, 8), measure=False, batch_size=3)
+    assert small["samples_per_batch"] == 3
+    assert small["seconds_per_sample"] == pytest.approx(per_batch / 3)
+
+
+def test_choice_is_the_smallest_memory_among_the_fastest(est):
+    shape, table = choose_tile_shape(est, candidates=CANDIDATES, measure=False)
+    assert [r["tile_shape"] for r in table] == CANDIDATES
+    fastest = min(r["seconds_per_sample"] for r in table)
+    near = [r for r in table if r["seconds_per_sample"] <= AUTO_LATENCY_TOLERANCE * fastest]
+    assert shape == min(near, key=lambda r: (r["memory_bytes"], r["seconds_per_sample"]))[
+        "tile_shape"]
+    assert all(r["poly_modulus_degree"] in (8192, 16384) for r in table)
+
+
+def test_request_size_changes_the_choice(est):
+    """Per-sample latency divides by min(batch_size, slots/(t1 t2)): for one-sample
+    requests, big batches bring nothing."""
+    _, table = choose_tile_shape(est, candidates=CANDIDATES, measure=False, batch_size=1)
+    assert all(r["samples_per_batch"] == 1 for r in table)
+    assert all(r["seconds_per_sample"] == pytest.approx(r["seconds_per_batch"]) for r in table)
+
+
+def test_memory_budget_and_tile_limit(est):
+    shape, table = choose_tile_shape(est, candidates=CANDIDATES, measure=False, max_memory=1)
+    assert shape == min(table, key=lambda r: r["memory_bytes"])["tile_shape"]
+    shape, table = choose_tile_shape(est, candidates=CANDIDATES, measure=False, max_tiles=2)
+    assert {r["tile_shape"] for r in table} == {(16, 16)} and shape == (16, 16)
+
+
+def test_no_candidate_fits_explicit_params(est):
+    with pytest.raises(ValueError, match="no tile shape fits.*explicit CKKS"):
+        choose_tile_shape(est, candidates=CANDIDATES, measure=False,
+                          param_kw=dict(coeff_mod_bit_sizes=(49, 40, 49)))
+
+
+def test_default_grid(est):
+    shape, table = choose_tile_shape(est, measure=False)
+    assert shape in {r["tile_shape"] for r in table}
+    assert all(a * b <= 1024 for a, b in (r["tile_shape"] for r in table))
+
+
+def test_resolve_tile_shape(est, caplog):
+    assert resolve_tile_shape(est, (8, 4)) == (8, 4)
+    assert resolve_tile_shape(est, "auto", candidates=CANDIDATES, measure=False) == \
+        choose_tile_shape(est, candidates=CANDIDATES, measure=False)[0]
+    with pytest.raises(ValueError, match="'auto'"):
+        resolve_tile_shape(est, "best")
+    with pytest.raises(ValueError):
+        resolve_tile_shape(est, (3, 4))
+
+    class Carrier:                             # a wrapper that carries a tile shape
+        def __skhepex_tile_shape__(self):
+            return (2, 4)
+
+        def __skhepex_network__(self):
+            return est
+
+    with caplog.at_level(logging.WARNING, logger="skhepex"):
+        assert resolve_tile_shape(Carrier(), "auto") == (2, 4)
+        assert resolve_tile_shape(Carrier(), (4, 4)) == (4, 4)
+    assert "differs" in caplog.text
