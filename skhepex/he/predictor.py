@@ -15,7 +15,6 @@ from numbers import Integral
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier, is_regressor
 from sklearn.metrics import accuracy_score, r2_score
-from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 
@@ -31,6 +30,7 @@ from .params import check_security, resolve_params
 from .planner import resolve_tile_shape
 from .report import HECostReport
 from .stages import build_stages
+from .wrapping import split_estimator
 
 __all__ = ["HEPredictor"]
 
@@ -39,8 +39,11 @@ logger = logging.getLogger("skhepex")
 
 def _network_has(method):
     def check(self):
-        net = get_network(self.estimator_ if hasattr(self, "estimator_") else self.estimator,
-                          fitted=False)
+        est = self.estimator_ if hasattr(self, "estimator_") else self.estimator
+        try:
+            net = get_network(est, fitted=False)
+        except TypeError:            # e.g. a TransformedTargetRegressor: ask it directly
+            net = est
         if method == "classes_":
             return is_classifier(net)
         return hasattr(net, method)
@@ -96,8 +99,12 @@ class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
         automatic tile shape is optimised for (``"auto"``: full ciphertexts,
         i.e. throughput).
     n_jobs : int or None, default=None
-        Reserved: evaluation runs in one process.  Values other than ``None``
-        or ``1`` log a warning.
+        Worker processes evaluating ciphertext batches (joblib; ``-1``: every
+        core; ``None``: 1 unless a ``joblib.parallel_config`` context says
+        otherwise, e.g. ``backend="dask"`` for a dask.distributed cluster).
+        SEAL holds the GIL, so only processes speed it up.  Each worker
+        receives the public server package once; only ciphertexts travel per
+        batch, never a key that can decrypt.
     mode : {"encrypted", "simulate"}, default="encrypted"
         ``"simulate"`` runs the same packing and op sequence on NumPy slot
         vectors (:class:`~skhepex.he.simulator.PlainSimulator`): no keys, no
@@ -201,7 +208,9 @@ class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
     # -------------------------------------------------------------- protocol
     def __skhepex_network__(self):
         """The wrapped estimator (fitted copy after ``fit``); see ``skhepex.estimators``."""
-        return self.estimator_ if hasattr(self, "estimator_") else self.estimator
+        if hasattr(self, "_parts"):
+            return self._parts.holder
+        return self.estimator
 
     def __skhepex_tile_shape__(self):
         """The tile shape the predictor packs with (fitted), or will use (explicit)."""
@@ -246,11 +255,8 @@ class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
                              f"128-bit security (HE standard bounds) is implemented")
         if self.poly_modulus_degree != "auto" and self.coeff_mod_bit_sizes != "auto":
             check_security(self.poly_modulus_degree, self.coeff_mod_bit_sizes)
-        if self.n_jobs not in (None, 1):
-            if self.n_jobs == 0:
-                raise ValueError("n_jobs=0 is invalid; use None, 1 or a positive int")
-            logger.warning("n_jobs=%s is reserved: HEPredictor evaluates in one process",
-                           self.n_jobs)
+        if self.n_jobs == 0:
+            raise ValueError("n_jobs=0 is invalid; use None, a positive int or -1")
         if self.prefit:
             est = getattr(self.estimator, "estimator", None) \
                 if type(self.estimator).__name__ == "FrozenEstimator" else self.estimator
@@ -259,20 +265,22 @@ class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
             if X is None:
                 raise ValueError("fit needs X (or pass prefit=True with a fitted estimator)")
             est = clone(self.estimator).fit(X, y, **fit_params)
-        net = get_network(est)               # TypeError / NotFittedError
+        parts = split_estimator(est)         # TypeError / NotFittedError
+        net = parts.network
         self.estimator_ = est
         self.network_estimator_ = net
-        self.preprocessor_ = (est[:-1] if isinstance(est, Pipeline) and len(est.steps) > 1
-                              else None)
+        self.preprocessor_ = parts.preprocessor
+        self._parts = parts
         self.n_features_in_ = getattr(est, "n_features_in_", None) or net.n_features_in_
         t0 = time.perf_counter()
         self.input_range_ = declared_input_range(self.input_range, net, self.preprocessor_)
-        self.tile_shape_ = resolve_tile_shape(est, self.tile_shape, param_kw=self._param_kw(),
+        self.tile_shape_ = resolve_tile_shape(parts.holder, self.tile_shape,
+                                              param_kw=self._param_kw(),
                                               encrypt_weights=self.encrypt_weights,
                                               batch_size=self.batch_size,
                                               measure=self.mode != "simulate",
                                               input_range=self.input_range_)
-        stages = build_stages(est, self.tile_shape_)
+        stages = build_stages(parts.holder, self.tile_shape_)
         k = net.n_transform_stages_
         plans = {"predict": stages, **({"transform": stages[:k]} if k else {})}
         kw = self._param_kw()
@@ -314,7 +322,8 @@ class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
             Class labels (classifiers), targets (regressors) or reconstructions
             (autoencoders), as the plaintext estimator returns them.
         """
-        return self.network_estimator_.output_head(self._raw(X), "predict")
+        return self._parts.inverse_target(
+            self.network_estimator_.output_head(self._raw(X), "predict"))
 
     @available_if(_network_has("predict_proba"))
     def predict_proba(self, X):
