@@ -18,6 +18,7 @@ from .plan import ciphertext_nbytes
 from .program import OPS
 
 __all__ = ["measure_unit_costs", "tabulated_unit_costs", "unit_costs", "predict_latency",
+           "client_latency", "CLIENT_OPS",
            "memory_estimate"]
 
 logger = logging.getLogger("skhepex")
@@ -28,7 +29,13 @@ _MEASURED = {}
 # TenSEAL 0.3.18 on one thread (see shared DESIGN notes, section 4a): linear
 # ops cost ~ primes; key switching (rotate, relinearize) ~ primes * (primes + 1).
 _PER_PRIME_8192 = dict(mul_plain=6.3e-5, mul_ct=2.5e-4, rescale=2.2e-4, add=2.0e-5,
-                       add_plain=2.0e-5, negate=2.0e-5, encode=2.1e-4, encode_scalar=1.0e-5)
+                       add_plain=2.0e-5, negate=2.0e-5, encode=2.1e-4, encode_scalar=1.0e-5,
+                       encrypt=4.2e-4, decrypt=3.2e-5)
+#: Client-side operations priced per ciphertext: encode + encrypt (symmetric) of an
+#: input, decrypt + decode of an output.
+CLIENT_OPS = ("encode", "encrypt", "decrypt", "decode")
+# decode (inverse FFT and conversion of N/2 doubles) does not depend on the level
+_DECODE_8192 = 1.1e-3
 _KEYSWITCH_8192 = 2.1e-4
 # growth of one op's cost when N doubles (measured 8192 -> 16384: ~2.5x linear ops,
 # ~2.3x per key-switch unit)
@@ -53,12 +60,13 @@ def tabulated_unit_costs(params) -> dict:
     N = params.poly_modulus_degree
     n_primes = len(params.coeff_mod_bit_sizes) - 1
     f, ks = _N_FACTOR.get(N, N / 8192 * 1.25), _KS_FACTOR.get(N, N / 8192 * 1.15)
-    res = {op: {} for op in OPS + ("encode",)}
+    res = {op: {} for op in OPS + CLIENT_OPS}
     for lvl in range(n_primes):
         p = n_primes - lvl
         for op, c in _PER_PRIME_8192.items():
             res[op][lvl] = c * p * f
         res["rotate"][lvl] = res["relinearize"][lvl] = _KEYSWITCH_8192 * p * (p + 1) * ks
+        res["decode"][lvl] = _DECODE_8192 * f
     return res
 
 
@@ -76,7 +84,8 @@ def measure_unit_costs(params, repeats: int = 10) -> dict:
     -------
     costs : dict
         ``{op: {level: seconds}}`` for ops ``mul_plain, mul_ct, rotate, rescale,
-        relinearize, add, add_plain, negate, encode, encode_scalar``.
+        relinearize, add, add_plain, negate, encode_scalar`` and the client's
+        ``encode, encrypt`` (symmetric), ``decrypt, decode``.
     """
     import tenseal.sealapi as sealapi
 
@@ -93,7 +102,9 @@ def measure_unit_costs(params, repeats: int = 10) -> dict:
     enc = sealapi.CKKSEncoder(sd)
     encr = sealapi.Encryptor(sd, ctx.public_key().data)
     vec = np.random.default_rng(0).uniform(-1, 1, params.n_slots).tolist()
-    res = {op: {} for op in OPS + ("encode",)}
+    res = {op: {} for op in OPS + CLIENT_OPS}
+    encryptor = sealapi.Encryptor(sd, ctx.secret_key().data)
+    decryptor = sealapi.Decryptor(sd, ctx.secret_key().data)
 
     def tm(fn):
         fn()
@@ -110,6 +121,10 @@ def measure_unit_costs(params, repeats: int = 10) -> dict:
         encr.encrypt(pt, ct)   # a plaintext of level ``lvl`` encrypts at that level
         out = sealapi.Ciphertext(sd)
         res["encode"][lvl] = tm(lambda: enc.encode(vec, pid, sc, sealapi.Plaintext()))
+        res["encrypt"][lvl] = tm(lambda: encryptor.encrypt_symmetric(pt, out))
+        ptd = sealapi.Plaintext()
+        res["decrypt"][lvl] = tm(lambda: decryptor.decrypt(ct, ptd))
+        res["decode"][lvl] = tm(lambda: enc.decode_double(ptd))
         pts_ = sealapi.Plaintext()
         res["encode_scalar"][lvl] = tm(lambda: enc.encode(0.123, pid, sc, pts_))
         res["mul_plain"][lvl] = tm(lambda: ev.multiply_plain(ct, pt, out))
@@ -180,6 +195,28 @@ def predict_latency(plan, costs: dict, level_ops=None):
     level_ops = plan.level_ops if level_ops is None else level_ops
     return [float(sum(n * costs.get(op, {}).get(lvl, 0.0) for (op, lvl), n in d.items()))
             for d in level_ops]
+
+
+def client_latency(plan, costs) -> float:
+    """Predicted client seconds per ciphertext batch: encode + encrypt, decrypt + decode.
+
+    Parameters
+    ----------
+    plan : CompiledPlan
+        The packed network (input and output ciphertext counts, levels).
+    costs : dict
+        ``{op: {level: seconds}}`` including :data:`CLIENT_OPS`.
+
+    Returns
+    -------
+    seconds : float
+        Per batch of ``plan.batch`` samples; 0.0 when ``costs`` lack the client ops.
+    """
+    n_in = len(plan.stages[0].live_in)
+    n_out = len(plan.stages[-1].rows)
+    get = lambda op, lvl: costs.get(op, {}).get(lvl, 0.0)  # noqa: E731
+    return float(n_in * (get("encode", 0) + get("encrypt", 0))
+                 + n_out * (get("decrypt", plan.depth) + get("decode", plan.depth)))
 
 
 def memory_estimate(plan) -> dict:

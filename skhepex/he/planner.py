@@ -7,11 +7,12 @@ from ..estimators import get_tile_shape
 from ..tiling import TileLayout, block_shape, check_tile_shape, layer_orientation
 from .bounds import margin_bits_for, output_bound
 from .compiler import compile_stages, required_depth
-from .costs import memory_estimate, predict_latency, unit_costs
+from .costs import client_latency, memory_estimate, predict_latency, unit_costs
 from .params import resolve_params
 from .stages import build_stages
 
-__all__ = ["choose_tile_shape", "evaluate_tile_shape", "resolve_tile_shape", "MAX_AUTO_MEMORY", "MAX_AUTO_TILES",
+__all__ = ["choose_tile_shape", "evaluate_tile_shape", "resolve_tile_shape",
+           "AUTO_MAX_TILE_SLOTS", "MAX_AUTO_MEMORY", "MAX_AUTO_TILES",
            "AUTO_TILE_SIDES", "AUTO_LATENCY_TOLERANCE"]
 
 logger = logging.getLogger("skhepex")
@@ -21,8 +22,11 @@ MAX_AUTO_MEMORY = 1 << 30
 #: Largest number of weight tiles (plaintexts) the automatic choice considers
 #: (bounds the time of the symbolic packing).
 MAX_AUTO_TILES = 65536
-#: Candidate tile sides of the automatic choice (powers of two).
-AUTO_TILE_SIDES = (1, 2, 4, 8, 16, 32, 64)
+#: Candidate tile sides of the automatic choice (powers of two); a tile may fill a
+#: whole ciphertext (t1 * t2 up to the slots of N=32768), which suits small requests.
+AUTO_TILE_SIDES = tuple(2 ** k for k in range(14))
+#: Largest tile (slots) the automatic choice considers.
+AUTO_MAX_TILE_SLOTS = 16384
 #: Candidates whose predicted latency is within this factor of the best are
 #: considered equal; the one with the smallest memory wins.
 AUTO_LATENCY_TOLERANCE = 1.10
@@ -75,12 +79,16 @@ def evaluate_tile_shape(estimator, tile_shape, *, param_kw=None, encrypt_weights
     params = resolve_params(required_depth(stages, tile_shape), tile_shape, **kw)
     plan = compile_stages(stages, tile_shape, params, encrypt_weights=encrypt_weights,
                           materialize=False)
-    per_batch = float(sum(predict_latency(plan, unit_costs(params, measure=measure))))
+    costs = unit_costs(params, measure=measure)
+    server = float(sum(predict_latency(plan, costs)))
+    client = client_latency(plan, costs)
+    per_batch = server + client
     samples = plan.batch if batch_size in (None, "auto") else min(int(batch_size), plan.batch)
     mem = memory_estimate(plan)
     total_mem = mem["packed_model_bytes"] + mem["galois_key_bytes"] + mem["relin_key_bytes"]
     return dict(tile_shape=tuple(tile_shape), params=params, plan=plan,
-                seconds_per_batch=per_batch, samples_per_batch=samples,
+                seconds_per_batch=per_batch, server_seconds_per_batch=server,
+                client_seconds_per_batch=client, samples_per_batch=samples,
                 seconds_per_sample=per_batch / samples, memory_bytes=int(total_mem),
                 value_bound=bound)
 
@@ -91,10 +99,12 @@ def choose_tile_shape(estimator, *, param_kw=None, encrypt_weights=False, batch_
     """Choose the tile shape with the lowest predicted latency per sample.
 
     Every power-of-two shape ``(t1, t2)`` (sides in :data:`AUTO_TILE_SIDES`,
-    at most ``max_tiles`` weight tiles) is packed symbolically with its own
-    CKKS parameters and priced with the cost model.  Latency per sample is the
-    predicted latency of one ciphertext batch divided by the samples it
-    carries: ``slots / (t1 t2)`` for ``batch_size="auto"`` (throughput), else
+    ``t1 * t2`` up to :data:`AUTO_MAX_TILE_SLOTS`, so a tile may fill a whole
+    ciphertext, at most ``max_tiles`` weight tiles) is packed symbolically
+    with its own CKKS parameters and priced with the cost model: server
+    evaluation plus the client's encoding, encryption, decryption and
+    decoding.  Latency per sample is the predicted latency of one ciphertext
+    batch divided by the samples it carries: ``slots / (t1 t2)`` for ``batch_size="auto"`` (throughput), else
     ``min(batch_size, slots / (t1 t2))``.  Shapes whose packed model + keys
     exceed ``max_memory`` are skipped; among shapes within 10% of the fastest
     the smallest memory wins.
@@ -132,7 +142,7 @@ def choose_tile_shape(estimator, *, param_kw=None, encrypt_weights=False, batch_
     shapes = [m.shape for m, _ in layout.matrices()]
     if candidates is None:
         candidates = [(a, b) for a in AUTO_TILE_SIDES for b in AUTO_TILE_SIDES
-                      if a * b <= 1024]
+                      if a * b <= AUTO_MAX_TILE_SLOTS]
     table, best, errors = [], [], []
     for shape in candidates:
         if _n_tiles(shapes, shape) > max_tiles:
@@ -148,7 +158,8 @@ def choose_tile_shape(estimator, *, param_kw=None, encrypt_weights=False, batch_
             errors.append(str(exc))
             continue
         table.append({k: rec[k] for k in ("tile_shape", "seconds_per_sample",
-                                          "seconds_per_batch", "samples_per_batch",
+                                          "seconds_per_batch", "server_seconds_per_batch",
+                                          "client_seconds_per_batch", "samples_per_batch",
                                           "memory_bytes")})
         table[-1]["poly_modulus_degree"] = rec["params"].poly_modulus_degree
         if rec["memory_bytes"] <= max_memory:

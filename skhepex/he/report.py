@@ -5,7 +5,7 @@ import copy
 
 from ..estimators import get_tile_shape
 from .compiler import compile_stages, required_depth
-from .costs import memory_estimate, predict_latency, unit_costs
+from .costs import client_latency, memory_estimate, predict_latency, unit_costs
 from .params import CKKSParams, resolve_params
 from .planner import choose_tile_shape
 from .stages import build_stages
@@ -52,6 +52,10 @@ class HECostReport:
     memory : dict
         Packed weights, Galois keys, relin keys and one input batch (bytes).
     predicted_seconds_per_batch, predicted_seconds_per_sample : float or None
+        Server evaluation, per ciphertext batch and per sample of a full batch.
+    predicted_client_seconds_per_batch : float or None
+        Client encode + encrypt of the inputs and decrypt + decode of the
+        outputs, per ciphertext batch.
     measured : dict or None
         ``n_samples, n_batches, seconds, seconds_per_batch, seconds_per_sample,
         encrypt_seconds, decrypt_seconds, fill`` of a measured run.
@@ -79,6 +83,8 @@ class HECostReport:
             rec["measured_seconds"] = None
             self.layers.append(rec)
         self.predicted_seconds_per_batch = None if pred is None else float(sum(pred))
+        self.predicted_client_seconds_per_batch = (None if costs is None
+                                                   else client_latency(plan, costs))
         self.predicted_seconds_per_sample = (None if pred is None
                                              else self.predicted_seconds_per_batch / self.batch)
         self.measured = None
@@ -153,6 +159,7 @@ class HECostReport:
                     totals=self.totals(), memory=dict(self.memory),
                     predicted_seconds_per_batch=self.predicted_seconds_per_batch,
                     predicted_seconds_per_sample=self.predicted_seconds_per_sample,
+                    predicted_client_seconds_per_batch=self.predicted_client_seconds_per_batch,
                     measured=None if self.measured is None else dict(self.measured))
 
     def _table(self, ms):
@@ -189,10 +196,12 @@ class HECostReport:
                      f"relin key {m['relin_key_bytes'] / mb:.1f} MB, one input batch "
                      f"{m['input_batch_bytes'] / mb:.1f} MB ({m['n_input_ciphertexts']} ct)")
         if self.predicted_seconds_per_sample is not None:
-            lines.append(f"predicted ({self.unit_costs_source} unit costs): "
+            lines.append(f"predicted ({self.unit_costs_source} unit costs): server "
                          f"{ms(self.predicted_seconds_per_batch)} ms per batch, "
                          f"{ms(self.predicted_seconds_per_sample)} ms per sample when the "
-                         f"{self.batch} slots of a batch are all used")
+                         f"{self.batch} sample slots of a batch are all used; client "
+                         f"(encode, encrypt, decrypt, decode) "
+                         f"{ms(self.predicted_client_seconds_per_batch)} ms per batch")
         if self.measured is not None:
             me = self.measured
             extra = (f", measured/predicted {me['measured_over_predicted']:.2f}"

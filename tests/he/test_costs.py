@@ -4,8 +4,8 @@ from he_stages import SQ, make_stages
 
 import skhepex.he.costs as costs_mod
 from skhepex.he import compile_stages
-from skhepex.he.costs import (memory_estimate, predict_latency, tabulated_unit_costs,
-                              unit_costs)
+from skhepex.he.costs import (CLIENT_OPS, client_latency, memory_estimate, predict_latency,
+                              tabulated_unit_costs, unit_costs)
 from skhepex.he.params import choose_params
 from skhepex.he.plan import ciphertext_nbytes
 from skhepex.he.program import OPS
@@ -20,7 +20,7 @@ def test_tabulated_costs_shape_and_scaling():
     p = choose_params(3, 32)
     c = tabulated_unit_costs(p)
     n_levels = len(p.coeff_mod_bit_sizes) - 1
-    assert set(c) == set(OPS) | {"encode"}
+    assert set(c) == set(OPS) | set(CLIENT_OPS)
     assert all(sorted(v) == list(range(n_levels)) for v in c.values())
     assert all(x > 0 for v in c.values() for x in v.values())
     for op in ("mul_plain", "add", "rescale"):                 # linear in the primes left
@@ -67,7 +67,7 @@ def test_measure_unit_costs_on_seal():
     p = choose_params(1, 32)
     c = costs_mod.measure_unit_costs(p, repeats=1)
     n_levels = len(p.coeff_mod_bit_sizes) - 1
-    assert set(c) == set(OPS) | {"encode"}
+    assert set(c) == set(OPS) | set(CLIENT_OPS)
     for op, per_level in c.items():
         want = range(n_levels - 1) if op == "rescale" else range(n_levels)
         assert sorted(per_level) == list(want), op
@@ -93,3 +93,12 @@ def test_memory_estimate(plan):
     assert me["n_weight_ciphertexts"] == len(pe.encrypted_keys()) > 0
     assert me["n_plaintexts"] + me["n_weight_ciphertexts"] == len(pe.pt_spec)
     assert me["packed_model_bytes"] == pe.weight_bytes() > m["packed_model_bytes"]
+
+
+def test_client_latency_counts_input_and_output_ciphertexts(plan):
+    c = tabulated_unit_costs(plan.params)
+    n_in, n_out = len(plan.stages[0].live_in), len(plan.stages[-1].rows)
+    expected = (n_in * (c["encode"][0] + c["encrypt"][0])
+                + n_out * (c["decrypt"][plan.depth] + c["decode"][plan.depth]))
+    assert client_latency(plan, c) == pytest.approx(expected) and expected > 0
+    assert client_latency(plan, {}) == 0.0

@@ -4,9 +4,10 @@ import logging
 import pytest
 from he_stages import fit_tiny_mlp
 
-from skhepex.he.costs import memory_estimate, predict_latency, tabulated_unit_costs
-from skhepex.he.planner import (AUTO_LATENCY_TOLERANCE, choose_tile_shape, evaluate_tile_shape,
-                                resolve_tile_shape)
+from skhepex.he.costs import (client_latency, memory_estimate, predict_latency,
+                              tabulated_unit_costs)
+from skhepex.he.planner import (AUTO_LATENCY_TOLERANCE, AUTO_MAX_TILE_SLOTS, choose_tile_shape,
+                                evaluate_tile_shape, resolve_tile_shape)
 
 CANDIDATES = [(1, 1), (2, 4), (4, 8), (8, 8), (16, 16)]
 
@@ -21,7 +22,13 @@ def test_evaluate_tile_shape_record(est):
     plan = rec["plan"]
     assert rec["tile_shape"] == (4, 8) and rec["params"] == plan.params
     assert all(v is None for v in plan.plaintexts.values())          # counting plan only
-    per_batch = sum(predict_latency(plan, tabulated_unit_costs(plan.params)))
+    costs = tabulated_unit_costs(plan.params)
+    server = sum(predict_latency(plan, costs))
+    # the request costs server evaluation plus the client's encryption/decryption
+    assert rec["server_seconds_per_batch"] == pytest.approx(server)
+    assert rec["client_seconds_per_batch"] == pytest.approx(client_latency(plan, costs))
+    assert rec["client_seconds_per_batch"] > 0
+    per_batch = server + rec["client_seconds_per_batch"]
     assert rec["seconds_per_batch"] == pytest.approx(per_batch)
     assert rec["samples_per_batch"] == plan.batch
     assert rec["seconds_per_sample"] == pytest.approx(per_batch / plan.batch)
@@ -67,7 +74,13 @@ def test_no_candidate_fits_explicit_params(est):
 def test_default_grid(est):
     shape, table = choose_tile_shape(est, measure=False)
     assert shape in {r["tile_shape"] for r in table}
-    assert all(a * b <= 1024 for a, b in (r["tile_shape"] for r in table))
+    assert all(a * b <= AUTO_MAX_TILE_SLOTS for a, b in (r["tile_shape"] for r in table))
+    # tiles may fill a whole ciphertext (the best layout for one-sample requests)
+    assert max(a * b for a, b in (r["tile_shape"] for r in table)) >= 4096
+    one, t1 = choose_tile_shape(est, measure=False, batch_size=1)
+    best = min(r["seconds_per_sample"] for r in t1)
+    chosen = next(r for r in t1 if r["tile_shape"] == one)
+    assert chosen["seconds_per_sample"] <= AUTO_LATENCY_TOLERANCE * best
 
 
 def test_resolve_tile_shape(est, caplog):
