@@ -67,10 +67,9 @@ class Client:
             check_plan_context(p, self._sd)
         self.rotation_steps = sorted(steps)
         sk = self.context.secret_key().data
-        self.galois_keys = sealapi.GaloisKeys()
-        if self.rotation_steps:
-            sealapi.KeyGenerator(self._sd, sk).create_galois_keys(
-                galois_elements(self._sd, self.rotation_steps), self.galois_keys)
+        self._keygen = sealapi.KeyGenerator(self._sd, sk)
+        self.galois_keys = self._galois_keys(self.rotation_steps)
+        self._galois = {}
         self._encoder = sealapi.CKKSEncoder(self._sd)
         self._encryptor = sealapi.Encryptor(self._sd, sk)
         self._decryptor = sealapi.Decryptor(self._sd, sk)
@@ -97,6 +96,34 @@ class Client:
         if id(plan) not in self._plan_ids:
             self._plan_ids[id(plan)] = (plan, plan_fingerprint(plan))
         return self._plan_ids[id(plan)][1]
+
+    def _galois_keys(self, steps):
+        keys = sealapi.GaloisKeys()
+        if steps:
+            self._keygen.create_galois_keys(galois_elements(self._sd, steps), keys)
+        return keys
+
+    def galois_keys_for(self, plan):
+        """Galois keys covering ``plan``'s rotations (this client's key; cached).
+
+        Parameters
+        ----------
+        plan : CompiledPlan
+            A plan with this client's parameters, e.g. one packed later for
+            another request size.
+
+        Returns
+        -------
+        keys : sealapi.GaloisKeys
+            The keys made at construction when they cover the plan, else keys
+            for exactly its rotation steps.
+        """
+        steps = tuple(plan.rotation_steps)
+        if set(steps) <= set(self.rotation_steps):
+            return self.galois_keys
+        if steps not in self._galois:
+            self._galois[steps] = self._galois_keys(list(steps))
+        return self._galois[steps]
 
     def public_context(self):
         """Copy of the context without the secret key.
@@ -140,6 +167,8 @@ class Client:
             (with the weight ciphertexts if ``plan.encrypted_weights``).
         """
         plan = self.plan if plan is None else plan
+        check_plan_context(plan, self._sd)
+        galois = self.galois_keys_for(plan)
         wcts = {}
         enc_keys = plan.encrypted_keys()
         if enc_keys:
@@ -148,7 +177,7 @@ class Client:
                 wcts[k] = self._encrypt_vec(plan.plaintexts[k], lvl, scale)
             plan = plan_from_payload(*plan_to_payload(plan, drop_keys=enc_keys,
                                                       drop_constants=True))
-        return ServerModel(plan, self.public_context(), self.galois_keys, wcts, name)
+        return ServerModel(plan, self.public_context(), galois, wcts, name)
 
     def encrypt(self, X, plan=None) -> EncryptedBatch:
         """Encode (replication along the tile, batch along k) and encrypt X.

@@ -16,17 +16,10 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import time
 
-import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .serialization import SerializationError, pack, plan_from_bytes, plan_to_bytes, unpack
-from joblib import Parallel, delayed, effective_n_jobs
-
-from .packing import has_static_sentinels
-from .parallel import evaluate_serialized, package_array
-from .simulator import PlainSimulator
 from .wire import plan_fingerprint
 
 __all__ = ["KeyOwnerMixin", "CLIENT_FILE_VERSION"]
@@ -48,24 +41,6 @@ def _fernet(password, salt):
     return Fernet(base64.urlsafe_b64encode(key))
 
 
-def _progress(n_chunks, verbose, n_samples):
-    """A progress callback: tqdm bar (when installed) or log lines, when ``verbose``."""
-    if not verbose or n_chunks <= 1:
-        return lambda done: None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        state = [0]
-
-        def log(done):
-            if done is not None:
-                state[0] += done
-                logger.info("evaluated %d/%d samples", state[0], n_samples)
-        return log
-    bar = tqdm(total=n_samples, unit="sample", desc="encrypted inference")
-    return lambda done: bar.close() if done is None else bar.update(done)
-
-
 def _write_private(path, data):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -80,7 +55,7 @@ class KeyOwnerMixin:
     """Client-side methods of :class:`~skhepex.he.HEPredictor` (the key owner)."""
 
     def _setup_backend(self):
-        self._servers, self._packages = {}, {}
+        self._servers, self._packages, self._sized_plans = {}, {}, {}
         self.client_ = self.server_ = None
         if self.mode == "simulate":
             return
@@ -206,98 +181,6 @@ class KeyOwnerMixin:
                                                          else "predict"))
 
 
-    def _chunks(self, X, which, plan):
-        """(start, stop, bound) of every round trip (guard checks, sentinel room)."""
-        step = plan.batch if self.batch_size == "auto" else int(self.batch_size)
-        out, start = [], 0
-        while start < X.shape[0]:
-            stop = min(start + step, X.shape[0])
-            bound = self.guard_.check_request(X[start:stop], which)
-            if (bound is None and stop - start == plan.batch and plan.batch > 1
-                    and not has_static_sentinels(plan)):
-                # no headroom guarantee and no known slot in a full ciphertext: leave one
-                # sample slot empty, its decoded values are known (see Client.decrypt)
-                stop -= 1
-            out.append((start, stop, bound))
-            start = stop
-        return out
-
-    def _round_trips(self, X, which):
-        """Yield (raw outputs, stats, encrypt s, decrypt s) per round trip."""
-        plan = self._plan(which)
-        if self.mode == "simulate":
-            bound = self.guard_.check_request(X, which)
-            yield self.guard_.check_result(PlainSimulator(plan).predict(X), bound), None, 0., 0.
-            return
-        chunks = self._chunks(X, which, plan)
-        t_enc = []
-
-        def encrypted():
-            for start, stop, _ in chunks:
-                t0 = time.perf_counter()
-                enc = self.client_.encrypt(X[start:stop], plan)
-                t_enc.append(time.perf_counter() - t0)
-                yield enc
-
-        if effective_n_jobs(self.n_jobs) == 1:
-            server = self._server(which)
-            results = (server.evaluate(enc) for enc in encrypted())
-        else:
-            if which not in self._packages:
-                self._packages[which] = package_array(self._server(which))
-            pkg, pkg_id = self._packages[which]
-            results = (self.client_.load_result(r, plan) for r in Parallel(
-                n_jobs=self.n_jobs, return_as="generator", pre_dispatch="2*n_jobs")(
-                delayed(evaluate_serialized)(pkg, pkg_id, enc.serialize())
-                for enc in encrypted()))
-        progress = _progress(len(chunks), self.verbose, X.shape[0])
-        for i, ((start, stop, bound), res) in enumerate(zip(chunks, results)):
-            t0 = time.perf_counter()
-            out = self.guard_.check_result(
-                self.client_.decrypt(res, plan, n_samples=stop - start), bound)
-            t_dec = time.perf_counter() - t0
-            progress(stop - start)
-            yield out, res.stats, t_enc[i], t_dec
-        progress(None)
-
-    def _raw(self, X, which="predict"):
-        self._check_keys()
-        Xc = self._client_input(X)
-        outs = [out for out, *_ in self._round_trips(Xc, which)]
-        return np.vstack(outs) if outs else np.zeros((0, self._plan(which).n_outputs))
-
-    def measure(self, X):
-        """Run encrypted ``predict`` on ``X`` and return the report with measured times.
-
-        Nothing is stored on the predictor (``report_`` is unchanged).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Raw input samples, as given to ``predict``; they are
-            preprocessed, encrypted and evaluated in batches of
-            ``batch_size`` samples.
-
-        Returns
-        -------
-        report : HECostReport
-            ``report_`` with measured seconds per layer and per sample, and
-            client-side encryption/decryption times.
-        """
-        self._check_keys()
-        if self.mode == "simulate":
-            raise RuntimeError("measure needs mode='encrypted' (simulate mode times nothing)")
-        Xc = self._client_input(X)
-        seconds = np.zeros(len(self.plan_.stages))
-        t_enc = t_dec = 0.0
-        n_batches = 0
-        for _, stats, te, td in self._round_trips(Xc, "predict"):
-            seconds += stats["stage_seconds"]
-            n_batches += stats["n_batches"]
-            t_enc, t_dec = t_enc + te, t_dec + td
-        return self.report_.with_measurement(list(seconds), Xc.shape[0], n_batches,
-                                             t_enc, t_dec)
-
     def _plan_ids(self):
         ids = {"predict": plan_fingerprint(self.plan_)}
         if self.transform_plan_ is not None:
@@ -390,6 +273,7 @@ class KeyOwnerMixin:
         self.client_ = client
         self.server_ = client.server_model(self.plan_, name="predict")
         self._servers, self._packages = {"predict": self.server_}, {}
+        self._sized_plans = {}
         return self
 
     def save_server(self, path):
@@ -415,7 +299,7 @@ class KeyOwnerMixin:
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        for key in ("client_", "server_", "_servers", "_packages"):
+        for key in ("client_", "server_", "_servers", "_packages", "_sized_plans"):
             state.pop(key, None)
         for key in ("plan_", "transform_plan_"):
             if key in state:    # compact, pickle-free form of the plan (one tile per vector)
@@ -431,6 +315,6 @@ class KeyOwnerMixin:
                 state[key] = None if data is None else plan_from_bytes(data)
         self.__dict__.update(state)
         if "plan_" in state:
-            self._servers, self._packages = {}, {}
+            self._servers, self._packages, self._sized_plans = {}, {}, {}
             self.client_ = None
             self.server_ = None

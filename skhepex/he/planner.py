@@ -95,7 +95,7 @@ def evaluate_tile_shape(estimator, tile_shape, *, param_kw=None, encrypt_weights
 
 def choose_tile_shape(estimator, *, param_kw=None, encrypt_weights=False, batch_size="auto",
                       candidates=None, max_memory=MAX_AUTO_MEMORY, max_tiles=MAX_AUTO_TILES,
-                      measure=True, input_range=None):
+                      measure=True, input_range=None, n_stages=None):
     """Choose the tile shape with the lowest predicted latency per sample.
 
     Every power-of-two shape ``(t1, t2)`` (sides in :data:`AUTO_TILE_SIDES`,
@@ -129,6 +129,8 @@ def choose_tile_shape(estimator, *, param_kw=None, encrypt_weights=False, batch_
         Measured (True) or tabulated (False) unit costs.
     input_range : (ndarray, ndarray), optional
         Box of the encoded inputs (see :func:`evaluate_tile_shape`).
+    n_stages : int, optional
+        Only the first stages (e.g. the transform prefix).
 
     Returns
     -------
@@ -150,7 +152,8 @@ def choose_tile_shape(estimator, *, param_kw=None, encrypt_weights=False, batch_
         try:
             rec = evaluate_tile_shape(estimator, shape, param_kw=param_kw,
                                       encrypt_weights=encrypt_weights, batch_size=batch_size,
-                                      measure=measure, input_range=input_range)
+                                      measure=measure, input_range=input_range,
+                                      n_stages=n_stages)
         except ValueError as exc:   # e.g. explicit params too small for this shape
             if "not a polynomial" in str(exc):
                 raise

@@ -24,6 +24,7 @@ from ..tiling import check_tile_shape
 from .compiler import compile_stages, required_depth
 from .costs import unit_costs
 from .key_owner import KeyOwnerMixin
+from .requests import RequestMixin
 from .bounds import margin_bits_for, output_bound
 from .guard import RangeGuard, declared_input_range
 from .params import check_security, resolve_params
@@ -50,7 +51,7 @@ def _network_has(method):
     return check
 
 
-class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
+class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
     """Encrypted CKKS inference of a fitted network with tile tensors (TenSEAL/SEAL).
 
     Wraps a skhepex network, an ``HEPEx``, or a scikit-learn ``Pipeline`` whose
@@ -94,10 +95,15 @@ class HEPredictor(KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator):
         against the server): products become ciphertext x ciphertext.  The
         tile sparsity pattern, masks and activation coefficients stay visible.
     batch_size : int or "auto", default="auto"
-        Samples sent per encrypt -> evaluate -> decrypt round trip
-        (``"auto"``: one full ciphertext batch), and the request size the
-        automatic tile shape is optimised for (``"auto"``: full ciphertexts,
-        i.e. throughput).
+        ``"auto"``: with ``tile_shape="auto"`` and a model not pruned for a
+        tile shape, every request runs on a packing sized to it: the fitted
+        plan (``plan_``, full ciphertexts, i.e. throughput) for large
+        requests, and for a smaller one the packing the cost model prefers
+        for its request-size class (the power of two at or above its size),
+        compiled on first use with the same parameters and keys (see
+        :mod:`skhepex.he.requests`); round trips are one ciphertext batch.
+        An int ``B``: the automatic tile shape is optimised for ``B``
+        samples per request, and ``B`` samples are sent per round trip.
     n_jobs : int or None, default=None
         Worker processes evaluating ciphertext batches (joblib; ``-1``: every
         core; ``None``: 1 unless a ``joblib.parallel_config`` context says

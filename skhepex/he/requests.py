@@ -1,0 +1,204 @@
+"""Serving one request: the packing sized to it, round trips, processes, progress.
+
+With ``batch_size="auto"`` and ``tile_shape="auto"`` (the defaults; not for
+a model pruned for a tile shape) a request of ``n`` samples runs on the
+packing suited to ``n``: the fitted plan (``plan_``) is the throughput
+packing (full ciphertexts); a smaller request gets a plan chosen with the
+cost model for its *request-size class* (the power of two at or above ``n``),
+compiled on first use with the same CKKS parameters and keys, and cached.  A
+class keeps the fitted plan when that one is predicted to be as fast.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from joblib import Parallel, delayed, effective_n_jobs
+
+from ..estimators import get_tile_shape
+from .compiler import compile_stages
+from .guard import RangeGuard
+from .packing import has_static_sentinels
+from .parallel import evaluate_serialized, package_array
+from .planner import choose_tile_shape
+from .simulator import PlainSimulator
+from .stages import build_stages
+
+__all__ = ["RequestMixin", "request_size_class"]
+
+logger = logging.getLogger("skhepex")
+
+
+def request_size_class(n_samples):
+    """The request-size class of ``n_samples``: the power of two at or above it.
+
+    Parameters
+    ----------
+    n_samples : int
+
+    Returns
+    -------
+    size : int
+    """
+    return 1 << max(int(n_samples) - 1, 0).bit_length()
+
+
+def _progress(n_chunks, verbose, n_samples):
+    """A progress callback: tqdm bar (when installed) or log lines, when ``verbose``."""
+    if not verbose or n_chunks <= 1:
+        return lambda done: None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        state = [0]
+
+        def log(done):
+            if done is not None:
+                state[0] += done
+                logger.info("evaluated %d/%d samples", state[0], n_samples)
+        return log
+    bar = tqdm(total=n_samples, unit="sample", desc="encrypted inference")
+    return lambda done: bar.close() if done is None else bar.update(done)
+
+
+class RequestMixin:
+    """Request orchestration of :class:`~skhepex.he.HEPredictor`."""
+
+    def _sized(self, which, n):
+        """(plan, guard) for a request of ``n`` samples (request-sized when auto)."""
+        main = self._plan(which), self.guard_
+        if (self.batch_size != "auto" or self.mode == "simulate" or n >= main[0].batch
+                or not isinstance(self.tile_shape, str)
+                or get_tile_shape(self._parts.holder) is not None):
+            return main     # an explicit or pruned-for tile shape is packed as given
+        size = request_size_class(n)
+        key = (which, size)
+        if key not in self._sized_plans:
+            self._sized_plans[key] = self._compile_sized(which, size, main)
+        return self._sized_plans[key]
+
+    def _compile_sized(self, which, size, main):
+        """Best packing for ``size`` samples with the fitted parameters and keys."""
+        holder = self._parts.holder
+        n_stages = len(main[0].stages)
+        kw = dict(param_kw=dict(poly_modulus_degree=self.params_.poly_modulus_degree,
+                                coeff_mod_bit_sizes=self.params_.coeff_mod_bit_sizes,
+                                scale_bits=self.params_.scale_bits),
+                  encrypt_weights=self.encrypt_weights, batch_size=size, measure=True,
+                  n_stages=n_stages)
+        shape, table = choose_tile_shape(holder, **kw)
+        rec = {r["tile_shape"]: r for r in table}
+        fitted = rec.get(tuple(self.tile_shape_))
+        total = lambda r: r["seconds_per_batch"] * -(-size // r["samples_per_batch"])  # noqa
+        if fitted is not None and total(fitted) <= total(rec[shape]):
+            return main
+        stages = build_stages(holder, shape, n_stages)
+        plan = compile_stages(stages, shape, self.params_, encrypt_weights=self.encrypt_weights)
+        logger.info("request size %d: tile %s (fitted %s)", size, shape, self.tile_shape_)
+        return plan, RangeGuard({which: stages}, shape, self.params_, self.input_range_)
+
+    def _chunks(self, X, which, plan, guard):
+        """(start, stop, bound) of every round trip (guard checks, sentinel room)."""
+        step = plan.batch if self.batch_size == "auto" else int(self.batch_size)
+        out, start = [], 0
+        while start < X.shape[0]:
+            stop = min(start + step, X.shape[0])
+            bound = guard.check_request(X[start:stop], which)
+            if (bound is None and stop - start == plan.batch and plan.batch > 1
+                    and not has_static_sentinels(plan)):
+                # no headroom guarantee and no known slot in a full ciphertext: leave one
+                # sample slot empty, its decoded values are known (see Client.decrypt)
+                stop -= 1
+            out.append((start, stop, bound))
+            start = stop
+        return out
+
+    def _server_for(self, plan, which):
+        if plan is self._plan(which):
+            return self._server(which)
+        key = id(plan)
+        if key not in self._servers:
+            self._servers[key] = self.client_.server_model(plan, name=which)
+        return self._servers[key]
+
+    def _round_trips(self, X, which):
+        """Yield (raw outputs, stats, encrypt s, decrypt s, plan) per round trip."""
+        plan, guard = self._sized(which, X.shape[0])
+        if self.mode == "simulate":
+            bound = guard.check_request(X, which)
+            yield guard.check_result(PlainSimulator(plan).predict(X), bound), None, 0., 0., plan
+            return
+        chunks = self._chunks(X, which, plan, guard)
+        t_enc = []
+
+        def encrypted():
+            for start, stop, _ in chunks:
+                t0 = time.perf_counter()
+                enc = self.client_.encrypt(X[start:stop], plan)
+                t_enc.append(time.perf_counter() - t0)
+                yield enc
+
+        server = self._server_for(plan, which)
+        if effective_n_jobs(self.n_jobs) == 1:
+            results = (server.evaluate(enc) for enc in encrypted())
+        else:
+            if id(plan) not in self._packages:
+                self._packages[id(plan)] = package_array(server)
+            pkg, pkg_id = self._packages[id(plan)]
+            results = (self.client_.load_result(r, plan) for r in Parallel(
+                n_jobs=self.n_jobs, return_as="generator", pre_dispatch="2*n_jobs")(
+                delayed(evaluate_serialized)(pkg, pkg_id, enc.serialize())
+                for enc in encrypted()))
+        progress = _progress(len(chunks), self.verbose, X.shape[0])
+        for i, ((start, stop, bound), res) in enumerate(zip(chunks, results)):
+            t0 = time.perf_counter()
+            out = guard.check_result(
+                self.client_.decrypt(res, plan, n_samples=stop - start), bound)
+            t_dec = time.perf_counter() - t0
+            progress(stop - start)
+            yield out, res.stats, t_enc[i], t_dec, plan
+        progress(None)
+
+    def _raw(self, X, which="predict"):
+        self._check_keys()
+        Xc = self._client_input(X)
+        outs = [out for out, *_ in self._round_trips(Xc, which)]
+        return np.vstack(outs) if outs else np.zeros((0, self._plan(which).n_outputs))
+
+    def measure(self, X):
+        """Run encrypted ``predict`` on ``X`` and return the report with measured times.
+
+        Nothing is stored on the predictor (``report_`` is unchanged).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Raw input samples, as given to ``predict``; they are
+            preprocessed, encrypted and evaluated in round trips of
+            ``batch_size`` samples, on the packing sized to the request.
+
+        Returns
+        -------
+        report : HECostReport
+            The cost report of the packing the request ran on (``report_``
+            for the fitted one), with measured seconds per layer and per
+            sample, and client-side encryption/decryption times.
+        """
+        from .costs import unit_costs
+        from .report import HECostReport
+
+        self._check_keys()
+        if self.mode == "simulate":
+            raise RuntimeError("measure needs mode='encrypted' (simulate mode times nothing)")
+        Xc = self._client_input(X)
+        seconds = np.zeros(len(self.plan_.stages))
+        t_enc = t_dec = 0.0
+        n_batches, plan = 0, self.plan_
+        for _, stats, te, td, plan in self._round_trips(Xc, "predict"):
+            seconds += stats["stage_seconds"]
+            n_batches += stats["n_batches"]
+            t_enc, t_dec = t_enc + te, t_dec + td
+        report = self.report_ if plan is self.plan_ else \
+            HECostReport(plan, unit_costs(plan.params), "measured")
+        return report.with_measurement(list(seconds), Xc.shape[0], n_batches, t_enc, t_dec)
