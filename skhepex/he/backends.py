@@ -8,6 +8,8 @@ compiler runs it once to fill the plan's ``pt_spec`` and op counts.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["SymbolicBackend", "NumpyBackend"]
@@ -70,7 +72,7 @@ class SymbolicBackend:
 
     def add(self, a, b):
         """Add two ciphertexts: same level and scale required."""
-        if a[0] != b[0] or not np.isclose(a[1], b[1], rtol=1e-12, atol=0):
+        if a[0] != b[0] or not math.isclose(a[1], b[1], rel_tol=1e-12, abs_tol=0.0):
             raise RuntimeError(f"add of mismatched ciphertexts {a} {b}")
         return (a[0], a[1], max(a[2], b[2]))
 

@@ -274,12 +274,17 @@ class Client:
             dev, _ = sentinel_deviation(plan, vecs, n, self._zero_slots(plan))
             Y = decode_output(plan, vecs, n)
             top = float(np.max(np.abs(Y), initial=0.0))
-            if dev > SENTINEL_TOLERANCE * max(1.0, 1e-3 * top) or top >= 0.9 * limit:
+            if dev > SENTINEL_TOLERANCE * max(1.0, 1e-3 * top):
                 raise PrecisionError(
                     f"decryption of batch {bi} cannot be trusted: slots whose value is known "
-                    f"in advance are off by {dev:.3g} (largest output {top:.4g}, parameters "
-                    f"decrypt up to {limit:.4g}); the values exceeded the CKKS range "
+                    f"in advance are off by {dev:.3g}; the values exceeded the CKKS range "
                     f"(wrap-around) or the result was corrupted")
+            if top >= 0.9 * limit:
+                raise PrecisionError(
+                    f"decryption of batch {bi} cannot be trusted: an output of magnitude "
+                    f"{top:.4g} is at or beyond what these CKKS parameters decrypt reliably "
+                    f"({limit:.4g}); scale the inputs like the training data or declare a "
+                    f"wider input_range so that the parameters keep more headroom")
             out.append(Y)
         return np.vstack(out) if out else np.zeros((0, plan.n_outputs))
 

@@ -407,22 +407,26 @@ def resolve_params(depth, tile_shape, poly_modulus_degree="auto", coeff_mod_bit_
         kw["min_poly_modulus_degree"] = int(poly_modulus_degree)
     if scale_bits != "auto":
         kw["min_scale_bits"] = kw["max_scale_bits"] = int(scale_bits)
-    p = choose_params(depth, slots, **kw)
-    if margin_bits is not None:
+    if margin_bits is None:
+        p = choose_params(depth, slots, **kw)
+    else:
         # headroom may cost scale bits down to a floor, never a larger ring (3-7x per op):
         # measured, a depth-5 network at N=8192 went from 4e-4 to 6e-3 abs error when a
-        # 14-bit headroom took its scale from 28 to 27 bits (q0 close to the special prime)
+        # 14-bit headroom took its scale from 28 to 27 bits (q0 close to the special prime);
+        # the special prime must also stay >= 4 bits above q0 (key-switching noise ~ q0/P)
         base = choose_params(depth, slots, **{k: v for k, v in kw.items()
                                               if k != "margin_bits"})
-        # ... and the special prime must stay >= 4 bits above q0 (or as far above as in
-        # the default chain): key-switching noise grows with q0 / P
-        floor_ = min(base.scale_bits, HEADROOM_MIN_SCALE_BITS)
-        gap = min(4, _ks_gap(base))
-        m = kw["margin_bits"]
-        while m > DEFAULT_MARGIN_BITS and (p.poly_modulus_degree > base.poly_modulus_degree
-                                           or p.scale_bits < floor_ or _ks_gap(p) < gap):
-            m -= 1
-            p = choose_params(depth, slots, **dict(kw, margin_bits=m))
+        floor_, gap = min(base.scale_bits, HEADROOM_MIN_SCALE_BITS), min(4, _ks_gap(base))
+        p = base
+        for m in range(kw["margin_bits"], DEFAULT_MARGIN_BITS, -1):
+            try:
+                cand = choose_params(depth, slots, **dict(kw, margin_bits=m))
+            except ValueError:
+                continue
+            if (cand.poly_modulus_degree <= base.poly_modulus_degree
+                    and cand.scale_bits >= floor_ and _ks_gap(cand) >= gap):
+                p = cand
+                break
     if poly_modulus_degree != "auto" and p.poly_modulus_degree != int(poly_modulus_degree):
         raise ValueError(f"depth {depth} does not fit poly_modulus_degree="
                          f"{poly_modulus_degree} at 128-bit security with the requested scale; "
