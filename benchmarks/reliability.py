@@ -129,7 +129,7 @@ CASES = {
 PRELUDE = """
 import json, resource, warnings
 warnings.filterwarnings("ignore")
-N_SMALL, N_LARGE = 2000, 20000
+N_SMALL, N_LARGE = 2000, int(__import__("os").environ.get("N_LARGE", 20000))
 def rss():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 """

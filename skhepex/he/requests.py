@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.utils.validation import _num_samples
 
 from ..estimators import get_tile_shape
 from .compiler import compile_stages
@@ -25,7 +26,11 @@ from .planner import choose_tile_shape
 from .simulator import PlainSimulator
 from .stages import build_stages
 
-__all__ = ["RequestMixin", "request_size_class"]
+__all__ = ["RequestMixin", "request_size_class", "STREAM_BLOCK"]
+
+#: Samples preprocessed and encrypted at a time by ``predict`` (memory is bounded
+#: by one block, whatever the request size).
+STREAM_BLOCK = 4096
 
 logger = logging.getLogger("skhepex")
 
@@ -122,9 +127,9 @@ class RequestMixin:
             self._servers[key] = self.client_.server_model(plan, name=which)
         return self._servers[key]
 
-    def _round_trips(self, X, which):
+    def _round_trips(self, X, which, request_size=None):
         """Yield (raw outputs, stats, encrypt s, decrypt s, plan) per round trip."""
-        plan, guard = self._sized(which, X.shape[0])
+        plan, guard = self._sized(which, X.shape[0] if request_size is None else request_size)
         if self.mode == "simulate":
             bound = guard.check_request(X, which)
             yield guard.check_result(PlainSimulator(plan).predict(X), bound), None, 0., 0., plan
@@ -162,12 +167,15 @@ class RequestMixin:
 
     def _raw(self, X, which="predict"):
         self._check_keys()
-        Xc = self._client_input(X)
-        raw = np.empty((Xc.shape[0], self._plan(which).n_outputs))
-        pos = 0
-        for out, *_ in self._round_trips(Xc, which):   # streamed: one round trip in memory
-            raw[pos:pos + out.shape[0]] = out
-            pos += out.shape[0]
+        n = _num_samples(X)
+        raw = np.empty((n, self._plan(which).n_outputs))
+        block = max(STREAM_BLOCK, self._plan(which).batch)
+        for lo in range(0, n, block):        # streamed: preprocessing and ciphertexts of
+            Xc = self._client_input(X[lo:lo + block])    # one block at a time in memory
+            pos = lo
+            for out, *_ in self._round_trips(Xc, which, request_size=n):
+                raw[pos:pos + out.shape[0]] = out
+                pos += out.shape[0]
         return raw
 
     def measure(self, X):
