@@ -125,6 +125,7 @@ def decryptable_bound(params, first_prime_bits=None):
     Parameters
     ----------
     params : CKKSParams
+        The parameters (first prime and scale).
     first_prime_bits : int, optional
         Bits of the last remaining prime (default: the first of the chain).
 
@@ -143,10 +144,12 @@ def margin_bits_for(bound):
     Parameters
     ----------
     bound : float
+        Largest magnitude to decrypt correctly.
 
     Returns
     -------
     bits : int
+        ``q0_bits - scale_bits`` to ask of the parameters.
     """
     if not math.isfinite(bound):
         raise PrecisionError("the magnitude bound of the network's values is infinite for "
@@ -160,11 +163,14 @@ def widen_range(lo, hi, margin=0.25):
     Parameters
     ----------
     lo, hi : array-like of shape (n_features,)
+        The box.
     margin : float, default=0.25
+        Fraction of the widest side added on every side.
 
     Returns
     -------
     lo, hi : ndarray
+        The widened box.
     """
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.asarray(hi, dtype=np.float64)

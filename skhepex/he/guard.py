@@ -88,7 +88,9 @@ class RangeGuard:
     stages : dict
         ``{"predict": stage dicts, "transform": stage dicts}`` of the packed plans.
     tile_shape : (int, int)
+        Tile shape of the plans (unmasked slots of the last stage count).
     params : CKKSParams
+        Their CKKS parameters (the decryptable range).
     box : (ndarray, ndarray) or None
         Declared input box (encoded order).
 
@@ -119,6 +121,7 @@ class RangeGuard:
         Returns
         -------
         lo, hi : ndarray
+            Per-feature minimum and maximum.
         """
         lo, hi = X.min(axis=0), X.max(axis=0)
         if self.box is not None:

@@ -23,6 +23,7 @@ def package_array(server):
     Parameters
     ----------
     server : ServerModel
+        The public server model to ship to the workers.
 
     Returns
     -------

@@ -41,10 +41,12 @@ def request_size_class(n_samples):
     Parameters
     ----------
     n_samples : int
+        Samples in the request.
 
     Returns
     -------
     size : int
+        Smallest power of two >= ``n_samples`` (1 for an empty request).
     """
     return 1 << max(int(n_samples) - 1, 0).bit_length()
 
