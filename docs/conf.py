@@ -1,7 +1,12 @@
 """Sphinx configuration of the skhepex documentation.
 
 Build: ``sphinx-build -W -b html docs docs/_build/html`` (needs
-``pip install ".[docs]"``: sphinx, numpydoc, matplotlib).
+``pip install ".[docs]"``: sphinx, numpydoc, matplotlib, sphinx-gallery). The
+examples gallery runs every ``examples/plot_*.py`` script (about two minutes on
+2 cores); ``-D plot_gallery=0`` builds it from the sources alone, without
+running them. After an HTML build, every internal link (``href``/``src`` to a
+page, a file or an anchor of the build) is checked: a broken one is a warning,
+so ``-W`` fails the build.
 
 The API reference follows the code: at configuration time every section module's
 ``__all__`` is read and an autosummary listing is written to
@@ -14,6 +19,9 @@ exist fails the build.
 import importlib
 import os
 import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import matplotlib
 
@@ -38,6 +46,7 @@ extensions = [
     "sphinx.ext.mathjax",
     "numpydoc",
     "matplotlib.sphinxext.plot_directive",
+    "sphinx_gallery.gen_gallery",
 ]
 
 templates_path = ["_templates"]
@@ -73,6 +82,24 @@ plot_pre_code = (
     "from sklearn.exceptions import ConvergenceWarning\n"
     "warnings.filterwarnings('ignore', category=ConvergenceWarning)\n"
 )
+
+# -- examples gallery (sphinx-gallery) ----------------------------------------
+# Every example runs when the docs are built: its printed output and its
+# figures are shown under its code. The examples save their figures into
+# skhepex_out/figures/ of the folder they run in (examples/ here), which git
+# ignores.
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",          # run every example
+    "ignore_pattern": r"__init__\.py|skhepex_out",
+    "abort_on_example_error": True,        # a failing example fails the build
+    "download_all_examples": False,
+    "image_scrapers": ("matplotlib",),
+    "remove_config_comments": True,
+    "min_reported_time": 5,
+    "write_computation_times": False,      # no sg_execution_times.rst page
+}
 
 # -- HTML ----------------------------------------------------------------------
 html_theme = "alabaster"
@@ -133,7 +160,9 @@ def write_api_sections(path):
                 continue
             seen.add(key)
             groups.setdefault(_documented_module(name, obj, module_name), []).append(name)
-        lines += [title, "-" * len(title), "", blurb, ""]
+        # a module target for :mod: references and the Python Module Index
+        lines += [title, "-" * len(title), "", f".. py:module:: {module_name}",
+                  f"   :synopsis: {title}", "", blurb, ""]
         for doc_module, members in groups.items():
             expected.update(f"{doc_module}.{m}.rst" for m in members)
             lines += [f".. currentmodule:: {doc_module}", "",
@@ -164,5 +193,71 @@ def _skip_member(app, what, name, obj, skip, options):
     return None
 
 
+class _LinkCollector(HTMLParser):
+    """The ``id``/``name`` anchors and the ``href``/``src`` links of one HTML page."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchors, self.links = set(), []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for key in ("id", "name"):
+            if attrs.get(key):
+                self.anchors.add(attrs[key])
+        for key in ("href", "src"):
+            if attrs.get(key) and not (tag == "link" and key == "href"
+                                       and attrs.get("rel") in ("canonical",)):
+                self.links.append(attrs[key])
+
+
+def broken_internal_links(outdir):
+    """Internal links of an HTML build whose file or anchor does not exist.
+
+    Parameters
+    ----------
+    outdir : path-like
+        The HTML output folder.
+
+    Returns
+    -------
+    broken : list of str
+        ``"page.html: link"`` for every broken internal link.
+    """
+    outdir = Path(outdir)
+    pages = {}
+    for page in outdir.rglob("*.html"):
+        parser = _LinkCollector()
+        parser.feed(page.read_text(encoding="utf-8", errors="replace"))
+        pages[page.resolve()] = parser
+    broken = []
+    for page, parser in pages.items():
+        for link in parser.links:
+            parts = urlsplit(link)
+            if parts.scheme or parts.netloc or link.startswith(("mailto:", "data:")):
+                continue                                      # external
+            target = (page.parent / unquote(parts.path)).resolve() if parts.path else page
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.exists():
+                broken.append(f"{page.relative_to(outdir.resolve())}: {link}")
+            elif parts.fragment and target.suffix == ".html" and target in pages \
+                    and unquote(parts.fragment) not in pages[target].anchors:
+                broken.append(f"{page.relative_to(outdir.resolve())}: {link} (no such anchor)")
+    return broken
+
+
+def _check_internal_links(app, exception):
+    """After an HTML build, warn about every broken internal link (``-W`` fails)."""
+    if exception is not None or app.builder.format != "html":
+        return
+    from sphinx.util import logging
+
+    log = logging.getLogger(__name__)
+    for item in broken_internal_links(app.outdir):
+        log.warning("broken internal link in %s", item)
+
+
 def setup(app):
     app.connect("autodoc-skip-member", _skip_member)
+    app.connect("build-finished", _check_internal_links)

@@ -27,8 +27,8 @@ def main(n_samples=None):
     model = TransformedTargetRegressor(
         regressor=make_pipeline(
             StandardScaler(),
-            MLPRegressor(hidden_layer_sizes=(16,), alpha=1e-2, max_iter=200, tol=1e-3,
-                         random_state=0)),
+            MLPRegressor(hidden_layer_sizes=(16,), alpha=1e-2, learning_rate_init=1e-3,
+                         max_iter=200, tol=1e-3, random_state=0)),
         transformer=StandardScaler(),
     ).fit(X_train, y_train)
     X_test, y_test = X_test[:n_samples], y_test[:n_samples]

@@ -13,6 +13,7 @@ from skhepex.cli import build_parser, format_table, main
     (["demo", "--tile-shape", "8", "6"], "powers of two"),
     (["demo", "--n-samples", "0"], "at least 1"),
     (["demo", "--tolerance", "1.5"], "tolerance"),
+    (["demo", "--repeats", "0"], "--repeats must be at least 1"),
     (["demo", "--model", "resnet"], "invalid choice"),
     (["bench", "--tasks", "nope"], "invalid choice"),
     (["bench", "--quick"], "--out"),                   # no default inside the repository
@@ -46,20 +47,63 @@ def test_bench_refuses_a_non_empty_out_without_force(tmp_path, capsys, monkeypat
     assert main(["bench", "--out", str(tmp_path / "new"), "--quiet"]) == 0
 
 
+@pytest.mark.filterwarnings("error::sklearn.exceptions.ConvergenceWarning")
 def test_demo_end_to_end(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    assert main(["demo", "--quick", "--n-samples", "16", "--out", str(tmp_path),
-                 "--quiet"]) == 0
+    assert main(["demo", "--quick", "--n-samples", "16", "--repeats", "3", "--out",
+                 str(tmp_path), "--quiet"]) == 0
     captured = capsys.readouterr()
-    assert captured.err == ""  # --quiet: no progress lines
+    assert captured.err == ""  # --quiet: no progress lines, no warnings
+    out = captured.out
     for variant in ("dense", "P", "Hunter", "PPTE"):
-        assert variant in captured.out
+        assert variant in out
+    from skhepex.cli.output import VARIANT_LEGEND
+
+    assert VARIANT_LEGEND in out                        # what P, Hunter and PPTE are
+    assert "validation accuracy" in out and "never used to select" in out
+    assert "median of 3 timed runs after a warm-up" in out
+    assert "val_score" in out and "test_score" in out
     data = json.loads((tmp_path / "demo.json").read_text())
     assert {s["variant"] for s in data["selected"]} == {"dense", "P", "Hunter", "PPTE"}
     for s in data["selected"]:
-        assert s["he"]["agreement"] == 1.0
+        he = s["he"]
+        assert he["agreement"] == 1.0
         assert s["selected"]["n_ciphertexts"] <= s["selected"]["n_ciphertexts_dense"]
+        assert he["repeats"] == 3 and len(he["seconds_per_sample_runs"]) == 3
+        assert he["seconds_per_sample"] == sorted(he["seconds_per_sample_runs"])[1]
+        assert he["server_seconds_per_batch"] > 0
+    # the selected candidates are flagged among all the records, one per variant
+    flagged = [r for r in data["records"] if r["selected"]]
+    assert sorted(r["variant"] for r in flagged) == ["Hunter", "P", "PPTE", "dense"]
+    for s in data["selected"]:
+        rec = next(r for r in flagged if r["variant"] == s["variant"])
+        assert rec["n_ciphertexts"] == s["selected"]["n_ciphertexts"]
+        assert rec["val_score"] == s["selected"]["val_score"]
+    head = data["headline"]
+    by = {s["variant"]: s for s in data["selected"]}
+    assert head["latency_vs_dense"] == pytest.approx(
+        1 - by["PPTE"]["he"]["seconds_per_sample"] / by["dense"]["he"]["seconds_per_sample"])
     assert (tmp_path / "pareto.png").stat().st_size > 0
+
+
+def test_headline_uses_medians_and_the_same_budget():
+    from skhepex.cli.commands import _headline, _headline_text
+
+    def result(variant, ct, median, within=True):
+        return {"variant": variant, "selected": {"n_ciphertexts": ct, "within_tolerance": within},
+                "he": {"seconds_per_sample": median, "packed_model_bytes": 10 * ct}}
+
+    results = [result("dense", 100, 0.010), result("Hunter", 40, 0.005),
+               result("PPTE", 20, 0.004)]
+    head = _headline(results)
+    assert head == pytest.approx({"ciphertexts_vs_dense": 0.8, "latency_vs_dense": 0.6,
+                                  "memory_vs_dense": 0.8, "ciphertexts_vs_hunter": 0.5,
+                                  "latency_vs_hunter": 0.2})
+    text = _headline_text(head)
+    assert text.startswith("PPTE vs dense: ciphertexts -80.0%, latency -60.0%")
+    assert "vs Hunter: ciphertexts -50.0%, latency -20.0%" in text and "medians" in text
+    results[1] = result("Hunter", 40, 0.005, within=False)   # not at the same budget
+    assert "ciphertexts_vs_hunter" not in _headline(results)
 
 
 def test_bench_without_he(tmp_path, capsys):
@@ -150,6 +194,22 @@ def test_format_table():
     assert format_table(rows, ["a", "b"]).splitlines()[0].split() == ["a", "b"]
     assert format_table(rows, ["a", "b"], markdown=True).startswith("| a ")
     assert build_parser().parse_args(["demo"]).model == "mlp"
+
+
+def test_demo_offers_every_bench_task_and_honest_help():
+    from skhepex.cli import BENCH_TASKS, DEFAULT_REPEATS
+    from skhepex.cli.output import VARIANT_LEGEND
+    from skhepex.experiments import VARIANTS
+
+    parser = build_parser()
+    for task in BENCH_TASKS:
+        assert parser.parse_args(["demo", "--model", task]).model == task
+    args = parser.parse_args(["demo"])
+    assert args.repeats == DEFAULT_REPEATS >= 3
+    demo = parser._subparsers._group_actions[0].choices["demo"].format_help()
+    assert "seconds instead" not in demo and "validation" in demo and "median" in demo
+    for variant in VARIANTS:
+        assert f"{variant} = " in VARIANT_LEGEND
 
 
 def test_bench_rst_is_valid_restructuredtext(tmp_path):

@@ -149,3 +149,41 @@ def test_pruning_benchmark_uses_the_shared_definitions():
     task = bench.network_task("mlp", quick=True)
     assert task.estimator.hidden_layer_sizes == (128, 128)
     assert bench.build_parser().parse_args(["--networks", "ae"]).networks == ["ae"]
+
+
+# ------------------------------------------------------------------ measuring
+def test_measure_encrypted_many_interleaves_and_reports_medians(monkeypatch):
+    from sklearn.datasets import load_digits
+
+    from skhepex import MLPClassifier
+    from skhepex.experiments import measure_encrypted, measure_encrypted_many
+
+    X, y = load_digits(return_X_y=True)
+    X = X[:200] / 16
+    nets = {name: MLPClassifier(hidden_layer_sizes=(h,), max_iter=3, random_state=0)
+            .fit(X, y[:200]) for name, h in (("small", 8), ("large", 16))}
+    calls = []
+    from skhepex.he import HEPredictor
+
+    predict = HEPredictor.predict
+
+    def spy(self, X):
+        calls.append(self.estimator_.hidden_layer_sizes[0])
+        return predict(self, X)
+
+    monkeypatch.setattr(HEPredictor, "predict", spy)
+    res = measure_encrypted_many(nets, X[:16], repeats=3, mode="simulate")
+    # one warm-up each, then three interleaved rounds
+    assert calls == [8, 16] + [8, 16] * 3
+    for name, r in res.items():
+        runs = r["seconds_per_sample_runs"]
+        assert r["repeats"] == 3 and len(runs) == 3
+        assert r["seconds_per_sample"] == sorted(runs)[1]
+        assert r["seconds_per_sample_min"] == min(runs) and r["seconds_per_sample_max"] == max(runs)
+        assert r["spread"] == pytest.approx((max(runs) - min(runs)) / 2 / sorted(runs)[1])
+        assert r["agreement"] == 1.0 and r["n_samples"] == 16
+        assert r["server_seconds_per_batch"] is None      # simulate: no server timing
+    one = measure_encrypted(nets["small"], X[:16], repeats=1, mode="simulate")
+    assert one["repeats"] == 1 and one["spread"] == 0.0
+    with pytest.raises(ValueError, match="repeats"):
+        measure_encrypted(nets["small"], X[:16], repeats=0, mode="simulate")

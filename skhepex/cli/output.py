@@ -4,22 +4,33 @@ import sys
 import textwrap
 import time
 
-__all__ = ["COLUMN_HELP", "DEMO_COLUMNS", "NOT_WITHIN", "Progress", "columns_text",
-           "format_table", "rst_table"]
+__all__ = ["COLUMN_HELP", "DEMO_COLUMNS", "NOT_WITHIN", "VARIANT_LEGEND", "Progress",
+           "columns_text", "format_table", "rst_table"]
 
 #: Footnote of the tables when a variant has no candidate within the tolerance.
 NOT_WITHIN = ("* no candidate of this variant was within the tolerance on the validation "
               "split; the one with the best validation score is shown.")
 
+#: One-line legend of the variants, printed above the tables.
+VARIANT_LEGEND = ("variants: dense = no pruning; P = magnitude pruning only; Hunter = tile "
+                  "pruning without permutation; PPTE = prune, permute, tile-prune, expand "
+                  "(HE-PEx)")
+
 #: Columns of the demo and bench tables, with their meaning.
 COLUMN_HELP = {
     "variant": "the HE-PEx variant (see above)",
+    "setting": "the selected candidate: weight sparsity s, tile sparsity t ('-': none)",
     "weight_ct": "weight ciphertexts (non-zero tiles) of the selected model",
     "ct_reduction": "fewer weight ciphertexts than dense, in %",
-    "score": "held-out accuracy (classification) or R2 (autoencoders)",
-    "degradation": "relative loss of the held-out score against dense, in %; '*': no "
+    "val_score": "validation accuracy (classification) or R2 (autoencoders): the "
+                 "selection uses this split",
+    "test_score": "held-out test score of the selected model: reported, never used to "
+                  "select",
+    "degradation": "relative loss of the test score against dense, in %; '*': no "
                    "candidate of the variant was within --tolerance",
-    "he_ms_per_sample": "encrypted inference time per sample, end to end, in ms",
+    "he_ms_per_sample": "encrypted inference time per sample, end to end, in ms: the "
+                        "median of --repeats timed runs after a warm-up, ± half their "
+                        "range in % of the median",
     "packed_MB": "memory of the encoded model, in MiB",
     "he_agreement": "encrypted predictions equal to the plaintext ones, in %",
 }

@@ -11,7 +11,8 @@ pruning, tiling and encrypted inference rely on
 from .autoencoder import Autoencoder
 from .cnn import CNNClassifier
 from .contract import NetworkMixin, check_network, is_network
-from .mlp import MLPClassifier, MLPRegressor
+from .mlp import MLPClassifier
+from .regressor import MLPRegressor
 from .wrappers import delegate_tags, get_network, get_tile_shape
 
 __all__ = ["Autoencoder", "CNNClassifier", "MLPClassifier", "MLPRegressor",

@@ -25,6 +25,13 @@ logger = logging.getLogger("skhepex")
 #: square activations stable (their gradients grow with the activations).
 MAX_GRAD_NORM = 10.0
 
+#: ``batch_size="auto"`` is ``min(200, ceil(n_samples / MIN_STEPS_PER_EPOCH))``:
+#: scikit-learn's ``min(200, n_samples)`` makes one update per epoch on data
+#: sets under 200 samples, too few for the polynomial networks to train in the
+#: usual epoch budgets (measured: wine 5-fold accuracy 0.973 -> 0.979 and
+#: ``check_regressors_train`` at 20 epochs R^2 0.68 -> 0.86 with 4 updates).
+MIN_STEPS_PER_EPOCH = 4
+
 
 def shared_params(init_locals):
     """The shared hyper-parameters among the ``locals()`` of a subclass ``__init__``.
@@ -77,7 +84,7 @@ class BaseNetwork(NetworkMixin, BaseEstimator):
 
     def __init__(self, hidden_layer_sizes=(100,), activation="square", *, poly_coefs=None,
                  poly_trainable=False, solver="adam", alpha=1e-4, batch_size="auto",
-                 learning_rate_init=1e-3, max_iter=200, tol=1e-4, early_stopping=False,
+                 learning_rate_init=5e-3, max_iter=200, tol=1e-4, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, random_state=None,
                  verbose=False, warm_start=False):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -147,7 +154,8 @@ class BaseNetwork(NetworkMixin, BaseEstimator):
 
     def _batch_size(self, n):
         if self.batch_size == "auto":
-            return min(200, n)
+            # at least MIN_STEPS_PER_EPOCH updates per epoch on small data sets
+            return int(min(200, max(1, -(-n // MIN_STEPS_PER_EPOCH))))
         if self.batch_size > n:
             warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
                           "It is going to be clipped", UserWarning)
@@ -157,8 +165,14 @@ class BaseNetwork(NetworkMixin, BaseEstimator):
     def _is_fitted(self):
         return hasattr(self, "network_")
 
+    #: Whether a fresh network is calibrated on the training inputs
+    #: (:meth:`skhepex.nn.Network.calibrate`); the CNN keeps its tuned Glorot scale.
+    _calibrate_init = True
+
     def _initialize(self, X, T, rng):
         self.network_ = self._build_network(X, T, rng)
+        if self._calibrate_init:
+            self.network_.calibrate(X)
         self.loss_curve_ = []
         self.n_iter_ = 0
         self.t_ = 0
@@ -250,13 +264,14 @@ class BaseNetwork(NetworkMixin, BaseEstimator):
             if early_stopping:
                 score = self._score_val(X_val, T_val)
                 self.validation_scores_.append(score)
-                if score > self.best_validation_score_:
-                    self.best_validation_score_ = score
-                    best_params = [p.copy() for p in params]
+                # compared with the best *before* this epoch (as scikit-learn does)
                 if score < self.best_validation_score_ + self.tol:
                     self._no_improvement_count += 1
                 else:
                     self._no_improvement_count = 0
+                if score > self.best_validation_score_:
+                    self.best_validation_score_ = score
+                    best_params = [p.copy() for p in params]
             else:
                 if epoch_loss > self.best_loss_ - self.tol:
                     self._no_improvement_count += 1

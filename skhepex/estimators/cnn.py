@@ -57,7 +57,7 @@ class CNNClassifier(MLPClassifier):
     alpha : float, default=1e-4
         L2 penalty on kernels and dense weights.
     batch_size : int or "auto", default="auto"
-        Images per mini-batch; ``"auto"`` takes at most 200.
+        Images per mini-batch; ``"auto"`` takes ``min(200, ceil(n_samples / 4))``.
     learning_rate_init : float, default=1e-2
         Step size (larger than the perceptrons' default: the pooled square
         activations train slowly otherwise).
@@ -128,6 +128,9 @@ class CNNClassifier(MLPClassifier):
     }
 
     _init_gain = 1.5
+    # calibrating the square activations' inputs (as the dense networks do)
+    # lowered the digits accuracy: 0.96, 0.97, 0.92 (seeds 0-2) vs 0.97, 0.97, 0.97
+    _calibrate_init = False
 
     def __init__(self, conv_channels=(16, 32), kernel_size=3, stride=1, padding=1,
                  pool_size=2, input_shape=None, hidden_layer_sizes=(), activation="square",

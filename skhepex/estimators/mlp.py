@@ -1,12 +1,19 @@
-"""Multi-layer perceptrons: :class:`MLPClassifier` and :class:`MLPRegressor`."""
+"""Multi-layer perceptron classifier :class:`MLPClassifier`.
+
+:class:`MLPRegressor` lives in :mod:`skhepex.estimators.regressor` (re-exported
+here).
+"""
 
 import numpy as np
-from sklearn.base import ClassifierMixin, RegressorMixin, TransformerMixin
+from sklearn.base import ClassifierMixin, TransformerMixin
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import validate_data
 
-from ..nn.losses import softmax, softmax_cross_entropy, squared_error
+from ..nn.losses import softmax, softmax_cross_entropy
 from ._base import BaseNetwork, _MLPMixin
+from .regressor import MLPRegressor
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
 
 
 class MLPClassifier(_MLPMixin, ClassifierMixin, TransformerMixin, BaseNetwork):
@@ -33,9 +40,12 @@ class MLPClassifier(_MLPMixin, ClassifierMixin, TransformerMixin, BaseNetwork):
     alpha : float, default=1e-4
         Strength of the L2 penalty on the weights.
     batch_size : int or "auto", default="auto"
-        Mini-batch size; ``"auto"`` is ``min(200, n_samples)``.
-    learning_rate_init : float, default=1e-3
-        Step size of the optimizer.
+        Mini-batch size; ``"auto"`` is ``min(200, ceil(n_samples / 4))``, so
+        small data sets still get four updates per epoch (scikit-learn's
+        ``min(200, n_samples)`` gives one).
+    learning_rate_init : float, default=5e-3
+        Step size of the optimizer (larger than scikit-learn's 1e-3: the
+        polynomial networks need it to train as fast per epoch).
     max_iter : int, default=200
         Maximum number of epochs.
     tol : float, default=1e-4
@@ -241,171 +251,5 @@ class MLPClassifier(_MLPMixin, ClassifierMixin, TransformerMixin, BaseNetwork):
         -------
         y_pred : ndarray of shape (n_samples,)
             The class of highest logit.
-        """
-        return self.output_head(self._raw_forward(X), "predict")
-
-
-class MLPRegressor(_MLPMixin, RegressorMixin, TransformerMixin, BaseNetwork):
-    """Multi-layer perceptron regressor (NumPy), HE-friendly by default.
-
-    Identity output trained with the squared error; single- or multi-output.
-
-    Parameters
-    ----------
-    hidden_layer_sizes : array-like of int, default=(100,)
-        Widths of the hidden layers.
-    activation : {"square", "poly", "relu", "tanh", "logistic", "identity"}, default="square"
-        Activation of the hidden layers; ``"square"`` and ``"poly"`` are the
-        HE-compatible ones (polynomials).
-    poly_coefs : tuple of 3 floats, default=None
-        Starting ``(a, b, c)`` of ``"poly"`` (``a x^2 + b x + c``); ``None``
-        is ``(0.125, 0.5, 0.25)``.
-    poly_trainable : bool, default=False
-        Train the ``"poly"`` coefficients along with the weights.
-    solver : {"adam", "sgd"}, default="adam"
-        Adam or momentum SGD.
-    alpha : float, default=1e-4
-        L2 regularisation of the weights.
-    batch_size : int or "auto", default="auto"
-        Samples per gradient step (``"auto"``: up to 200).
-    learning_rate_init : float, default=1e-3
-        Learning rate.
-    max_iter : int, default=200
-        Epoch budget of ``fit``.
-    tol : float, default=1e-4
-        Convergence tolerance on the epoch loss (or validation score).
-    early_stopping : bool, default=False
-        Stop when the R² of a held-out ``validation_fraction`` stops
-        improving, keeping the best weights.
-    validation_fraction : float, default=0.1
-        Share of the data used as the early-stopping validation set.
-    n_iter_no_change : int, default=10
-        Patience, in epochs.
-    random_state : int, RandomState instance or None, default=None
-        Controls initialisation, shuffling and the validation split.
-    verbose : bool, default=False
-        Log each epoch's loss to the ``"skhepex"`` logger.
-    warm_start : bool, default=False
-        Reuse the fitted weights as the starting point of the next ``fit``.
-
-    Attributes
-    ----------
-    coefs_ : list of ndarray
-        Weights of every layer, shape (n_in, n_out).
-    intercepts_ : list of ndarray
-        Biases of every layer.
-    masks_ : list of ndarray of bool
-        Which weights are kept; the others are exactly zero.
-    network_ : skhepex.nn.Network
-        The underlying NumPy network.
-    loss_curve_ : list of float
-        Loss after each epoch.
-    n_iter_ : int
-        Epochs trained so far.
-    n_features_in_ : int
-        Number of input features.
-    n_outputs_ : int
-        Number of regression targets.
-
-    See Also
-    --------
-    sklearn.neural_network.MLPRegressor : The plaintext scikit-learn regressor.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skhepex import MLPRegressor
-    >>> X = np.random.RandomState(0).rand(200, 3)
-    >>> reg = MLPRegressor(hidden_layer_sizes=(16,), max_iter=300, random_state=0)
-    >>> reg.fit(X, X.sum(axis=1)).score(X, X.sum(axis=1)) > 0.9
-    True
-    """
-
-    def _loss(self, out, T):
-        return squared_error(out, T)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        return tags
-
-    def _targets(self, y, reset):
-        y = np.asarray(y, dtype=np.float64)
-        if reset:
-            self._y_1d = y.ndim == 1
-        T = y.reshape(-1, 1) if y.ndim == 1 else y
-        if not reset and T.shape[1] != self.n_outputs_:
-            raise ValueError(f"y has {T.shape[1]} outputs, expected {self.n_outputs_}.")
-        self.n_outputs_ = T.shape[1]
-        return T
-
-    def fit(self, X, y):
-        """Fit the regression network to (X, y).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training inputs.
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Regression targets.
-
-        Returns
-        -------
-        self : MLPRegressor
-            Fitted estimator.
-        """
-        self._validate_params()
-        warm = self.warm_start and self._is_fitted()
-        X, y = validate_data(self, X, y, reset=not warm, multi_output=True,
-                             y_numeric=True, dtype=np.float64)
-        return self._fit(X, self._targets(y, reset=not warm))
-
-    def partial_fit(self, X, y):
-        """Run one epoch of training on a batch (X, y).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs of the batch.
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Targets of the batch.
-
-        Returns
-        -------
-        self : MLPRegressor
-            The regressor, trained one more epoch.
-        """
-        first = not self._is_fitted()
-        if first:
-            self._validate_params()
-        X, y = validate_data(self, X, y, reset=first, multi_output=True,
-                             y_numeric=True, dtype=np.float64)
-        return self._fit(X, self._targets(y, reset=first), incremental=True)
-
-    def _target_matrix(self, X, y):
-        if y is None:
-            raise ValueError(f"{type(self).__name__} needs the targets y.")
-        y = np.asarray(y, dtype=np.float64)
-        T = y.reshape(-1, 1) if y.ndim == 1 else y
-        if T.ndim != 2 or T.shape[0] != X.shape[0] or T.shape[1] != self.n_outputs_:
-            raise ValueError(f"y must have shape ({X.shape[0]},) or ({X.shape[0]}, "
-                             f"{self.n_outputs_}); got {y.shape}.")
-        return T
-
-    def _head(self, out, method):
-        return out.ravel() if self._y_1d else out
-
-    def predict(self, X):
-        """Predicted targets.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples to predict.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            Predictions; 1-D when the network was fitted on a 1-D ``y``.
         """
         return self.output_head(self._raw_forward(X), "predict")

@@ -22,7 +22,7 @@ TASKS = {
 # fine-tuning epochs per step and task (documented in skhepex/experiments/__init__.py)
 FINE_TUNE_ITER = {"mlp": 30, "cnn": 10, "ae": 60, "dae": 40}
 
-_N_FEATURES, _N_CLASSES = 64, 10
+_N_CLASSES = 10
 
 
 @dataclass
@@ -77,16 +77,24 @@ def _noisy(X, rng, sigma=0.2):
     return np.clip(X + rng.normal(0.0, sigma, X.shape), 0.0, 1.0)
 
 
-def _architecture(est, n_out):
+def _architecture(est, n_in, n_out):
     """``"64-128-10"`` for an MLP / autoencoder, ``"conv(16)-conv(32)-dense"`` for a CNN."""
     hidden = [int(h) for h in np.atleast_1d(est.hidden_layer_sizes)]
     if isinstance(est, CNNClassifier):
         convs = [f"conv({int(c)})" for c in np.atleast_1d(est.conv_channels)]
         return "-".join(convs + [f"dense({h})" for h in hidden] + ["dense"])
-    return "-".join(str(n) for n in [_N_FEATURES, *hidden, n_out])
+    return "-".join(str(n) for n in [n_in, *hidden, n_out])
 
 
-def load_task(name, random_state=0, *, estimator_params=None):
+def _upsample(X, size):
+    """Digits images (n, 64) resized bilinearly to (n, size * size)."""
+    from scipy.ndimage import zoom
+
+    imgs = X.reshape(-1, 8, 8)
+    return np.stack([zoom(im, size / 8, order=1) for im in imgs]).reshape(len(X), -1)
+
+
+def load_task(name, random_state=0, *, estimator_params=None, image_size=8):
     """Build one task on digits (MinMax-scaled, 25% held out, stratified).
 
     Parameters
@@ -102,6 +110,10 @@ def load_task(name, random_state=0, *, estimator_params=None):
         Parameters set on the task's network with ``set_params``, e.g.
         ``{"hidden_layer_sizes": (128, 128), "max_iter": 50}`` for a deeper
         network; the description follows the resulting architecture.
+    image_size : int, default=8
+        Side of the images: the 8 x 8 digits are resized bilinearly to
+        ``image_size x image_size`` (e.g. 16: 256 features, a larger first
+        layer) before scaling; a CNN infers the square image shape.
 
     Returns
     -------
@@ -117,6 +129,9 @@ def load_task(name, random_state=0, *, estimator_params=None):
     if name not in TASKS:
         raise ValueError(f"Unknown task {name!r}; expected one of {sorted(TASKS)}.")
     X, y = load_digits(return_X_y=True)
+    if image_size != 8:
+        X = _upsample(X, int(image_size))
+    n_features = X.shape[1]
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=0.25, stratify=y, random_state=random_state)
     scaler = MinMaxScaler().fit(X_train)
@@ -132,19 +147,19 @@ def load_task(name, random_state=0, *, estimator_params=None):
     elif name == "ae":
         est = Autoencoder(hidden_layer_sizes=(32,), activation="square",
                           random_state=random_state)
-        kind, net, metric, n_out = "image compression", "autoencoder", "R2", _N_FEATURES
+        kind, net, metric, n_out = "image compression", "autoencoder", "R2", n_features
         y_train, y_test = None, None
     else:  # "dae"
         est = Autoencoder(hidden_layer_sizes=(64,), activation="square",
                           random_state=random_state)
-        kind, net, metric, n_out = "denoising", "autoencoder", "R2 (clean)", _N_FEATURES
+        kind, net, metric, n_out = "denoising", "autoencoder", "R2 (clean)", n_features
         clean_train, clean_test = X_train, X_test
         X_train = np.vstack([_noisy(clean_train, rng) for _ in range(3)])
         y_train = np.vstack([clean_train] * 3)
         X_test, y_test = _noisy(clean_test, rng), clean_test
     if estimator_params:
         est.set_params(**estimator_params)
-    desc = f"{kind}, {net} {_architecture(est, n_out)}"
+    desc = f"{kind}, {net} {_architecture(est, n_features, n_out)}"
     stratify = y_train if metric == "accuracy" else None
     if y_train is None:
         X_fit, X_val = train_test_split(X_train, test_size=0.2, random_state=random_state)

@@ -2,7 +2,8 @@
 
 from ..pruning import Expander, MagnitudePruner, Permuter, TilePruner
 
-__all__ = ["VARIANTS", "VARIANT_DOC", "STEP_NAMES", "variant_steps", "default_grid"]
+__all__ = ["VARIANTS", "VARIANT_DOC", "STEP_NAMES", "ABLATION_STEPS", "variant_steps",
+           "build_steps", "n_rounds", "default_grid"]
 
 # The constants are documented in skhepex/experiments/__init__.py.
 VARIANT_DOC = {
@@ -35,9 +36,104 @@ def _steps_used(variant):
     return _STEPS_USED[variant]
 
 
+#: Step names of every ablation variant (the letters: Prune, Permute, Tile-prune, Expand).
+ABLATION_STEPS = {
+    "P": ("prune",),
+    "T": ("tiles",),
+    "TE": ("tiles", "expand"),
+    "PT": ("prune", "tiles"),
+    "PPT": ("prune", "permute", "tiles"),
+    "PPTE": ("prune", "permute", "tiles", "expand"),
+}
+
+#: Fine-tuning rounds of every step (epochs are split evenly over the rounds).
+_ROUNDS = {"prune": 3, "permute": 0, "tiles": 3, "expand": 1}
+
+
+def n_rounds(used):
+    """Fine-tuning rounds of a step list that uses the steps ``used``.
+
+    Parameters
+    ----------
+    used : sequence of str
+        Step names among :data:`STEP_NAMES`.
+
+    Returns
+    -------
+    rounds : int
+        Magnitude and tile pruning fine-tune after each of their 3 rounds,
+        the expander once, the permuter never.
+    """
+    return sum(_ROUNDS[name] for name in used)
+
+
+def build_steps(used, sparsity=0.8, tile_sparsity=0.5, fine_tune_iter=10, *,
+                permute_inputs=False, permute_outputs=False, row_weight=1.0,
+                row_cost=0.0, epochs=None, random_state=0, permutation="budget"):
+    """The four :data:`STEP_NAMES` steps, those not in ``used`` as ``"passthrough"``.
+
+    See :func:`variant_steps` for the parameters; ``used`` names the steps
+    kept (e.g. ``ABLATION_STEPS["PPT"]``).
+
+    Parameters
+    ----------
+    used : sequence of str
+        Step names to use.
+    sparsity : float, default=0.8
+        Weight sparsity of the magnitude pruner.
+    tile_sparsity : float, default=0.5
+        Tile budget of the tile pruner (and of a budget-aware permuter).
+    fine_tune_iter : int, default=10
+        Epochs per round (ignored when ``epochs`` is given).
+    permute_inputs : bool, default=False
+        Permute the input features too.
+    permute_outputs : bool, default=False
+        Permute the outputs too.
+    row_weight : float, default=1.0
+        ``row_weight`` of the permuter.
+    row_cost : float or "auto", default=0.0
+        ``row_cost`` of the tile pruner.
+    epochs : int, default=None
+        Total fine-tuning epochs, split over the rounds.
+    random_state : int, default=0
+        Seed of every step (one fine-tuning draw).
+    permutation : {"budget", "tiles"}, default="budget"
+        Objective of the permutation (see :func:`variant_steps`).
+
+    Returns
+    -------
+    steps : list of (str, estimator or "passthrough")
+        The four steps in :data:`STEP_NAMES` order.
+    """
+    unknown = set(used) - set(STEP_NAMES)
+    if unknown:
+        raise ValueError(f"Unknown steps {sorted(unknown)}; expected names of {STEP_NAMES}.")
+    if epochs is not None:
+        rounds = n_rounds(used)
+        fine_tune_iter = int(epochs) // rounds if rounds else 0
+    budget = permutation == "budget"
+    steps = {
+        "prune": MagnitudePruner(sparsity=sparsity, scope="global", n_steps=3,
+                                 fine_tune_iter=fine_tune_iter, random_state=random_state),
+        "permute": Permuter(random_state=random_state, permute_inputs=permute_inputs,
+                            permute_outputs=permute_outputs, row_weight=row_weight,
+                            tile_sparsity=tile_sparsity if budget else None),
+        "tiles": TilePruner(tile_sparsity=tile_sparsity, criterion="taylor", scope="global",
+                            n_steps=3, regrow=True, fine_tune_iter=fine_tune_iter,
+                            row_cost=row_cost, random_state=random_state,
+                            permute=budget and "permute" in used,
+                            permute_inputs=permute_inputs),
+        "expand": Expander(fine_tune_iter=fine_tune_iter, random_state=random_state),
+    }
+    if epochs is not None and "expand" in used:   # the remainder: exactly ``epochs``
+        steps["expand"].set_params(
+            fine_tune_iter=int(epochs) - fine_tune_iter * (n_rounds(used) - 1))
+    return [(name, steps[name] if name in used else "passthrough") for name in STEP_NAMES]
+
+
 def variant_steps(variant, sparsity=0.8, tile_sparsity=0.5, fine_tune_iter=10, *,
                   permute_inputs=False, permute_outputs=False, row_weight=1.0,
-                  row_cost=0.0):
+                  row_cost=0.0, epochs=None, random_state=0, permutation="budget"):
     """The :class:`~skhepex.pruning.HEPEx` steps of one variant.
 
     Every variant shares the same step settings (only the presence of a step
@@ -45,7 +141,8 @@ def variant_steps(variant, sparsity=0.8, tile_sparsity=0.5, fine_tune_iter=10, *
     data-driven tile scores as PPTE: global gradual magnitude pruning
     (3 rounds), :class:`~skhepex.pruning.Permuter`, global gradual
     Taylor-scored tile pruning with regrowth inside surviving tiles
-    (3 rounds), :class:`~skhepex.pruning.Expander`.
+    (3 rounds), :class:`~skhepex.pruning.Expander`. With ``epochs`` every
+    variant gets the same total fine-tuning epochs, split over its rounds.
 
     Parameters
     ----------
@@ -56,7 +153,8 @@ def variant_steps(variant, sparsity=0.8, tile_sparsity=0.5, fine_tune_iter=10, *
     tile_sparsity : float, default=0.5
         Fraction of tiles (pruning units) removed by the tile pruner.
     fine_tune_iter : int, default=10
-        Fine-tuning epochs of each step.
+        Fine-tuning epochs of each round of each step (ignored when
+        ``epochs`` is given).
     permute_inputs : bool, default=False
         Let the permuter also permute the network's input features (the
         client then permutes its data; impossible for a CNN).
@@ -66,6 +164,19 @@ def variant_steps(variant, sparsity=0.8, tile_sparsity=0.5, fine_tune_iter=10, *
         ``row_weight`` of the permuter.
     row_cost : float or "auto", default=0.0
         ``row_cost`` of the tile pruner (0 ranks tiles by score alone).
+    epochs : int, default=None
+        Total fine-tuning epochs of the variant, split evenly over its
+        rounds (:func:`n_rounds`; the expander takes the remainder), so that
+        variants compared at the same ``epochs`` get the same budget.
+    random_state : int, default=0
+        Seeds the fine-tuning of every step, the Taylor minibatches and the
+        permuter's starts (one "fine-tuning draw").
+    permutation : {"budget", "tiles"}, default="budget"
+        ``"budget"``: the permuter maximises the Taylor importance kept in the
+        tiles ``tile_sparsity`` allows, and the tile pruner re-permutes before
+        each of its rounds (``TilePruner(permute=True)``); ``"tiles"``: the
+        original objective, fewest non-zero tiles of the magnitude-pruned
+        network, permuted once.
 
     Returns
     -------
@@ -79,18 +190,10 @@ def variant_steps(variant, sparsity=0.8, tile_sparsity=0.5, fine_tune_iter=10, *
     ValueError
         If ``variant`` is not a key of :data:`VARIANT_DOC`.
     """
-    use = _steps_used(variant)
-    steps = {
-        "prune": MagnitudePruner(sparsity=sparsity, scope="global", n_steps=3,
-                                 fine_tune_iter=fine_tune_iter),
-        "permute": Permuter(random_state=0, permute_inputs=permute_inputs,
-                            permute_outputs=permute_outputs, row_weight=row_weight),
-        "tiles": TilePruner(tile_sparsity=tile_sparsity, criterion="taylor", scope="global",
-                            n_steps=3, regrow=True, fine_tune_iter=fine_tune_iter,
-                            row_cost=row_cost, random_state=0),
-        "expand": Expander(fine_tune_iter=fine_tune_iter),
-    }
-    return [(name, steps[name] if name in use else "passthrough") for name in STEP_NAMES]
+    return build_steps(_steps_used(variant), sparsity, tile_sparsity, fine_tune_iter,
+                       permute_inputs=permute_inputs, permute_outputs=permute_outputs,
+                       row_weight=row_weight, row_cost=row_cost, epochs=epochs,
+                       random_state=random_state, permutation=permutation)
 
 
 def default_grid(variant, quick=False):
@@ -107,7 +210,9 @@ def default_grid(variant, quick=False):
     -------
     grid : list of (float, float)
         The ``(sparsity, tile_sparsity)`` pairs to fit; ``[(0.0, 0.0)]`` for
-        ``"dense"``.
+        ``"dense"``. Every tile-pruning variant gets the same tile budgets
+        (the variants with magnitude pruning at one sparsity, 0.8), so that
+        selections compare equal candidate counts.
 
     Raises
     ------
@@ -116,11 +221,11 @@ def default_grid(variant, quick=False):
     """
     _steps_used(variant)  # validates the name
     tiles = (0.6, 0.8, 0.9) if quick else (0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93)
-    weights = (0.95,) if quick else (0.9, 0.97)
     if variant == "dense":
         return [(0.0, 0.0)]
     if variant == "P":
         return [(s, 0.0) for s in ((0.8, 0.95) if quick else (0.5, 0.7, 0.9, 0.95, 0.99))]
     if variant == "Hunter":
         return [(0.0, t) for t in tiles]
-    return [(s, t) for s in weights for t in tiles]
+    # one magnitude sparsity: every tile-pruning variant gets the same candidates
+    return [(0.8, t) for t in tiles]

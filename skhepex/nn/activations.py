@@ -1,11 +1,13 @@
 """Activation functions: the single registry of their definitions.
 
 Every activation is registered exactly once, in :data:`_REGISTRY`, with its
-forward function, its derivative and -- for the polynomial ones -- its
-coefficients ``(a, b, c)`` of ``a * x**2 + b * x + c``. Everything else reads
-the registry: the :class:`Activation` layer (training and plaintext
-inference), the names :data:`ACTIVATIONS` and :data:`POLYNOMIAL_ACTIVATIONS`,
-and the encrypted inference, which consumes :meth:`Activation.polynomial`.
+forward function and derivative, the coefficients ``(a, b, c)`` of
+``a * x**2 + b * x + c`` for the polynomial ones, and the initialisation suited
+to it (:attr:`Activation.init_std`). Everything else reads the registry: the
+:class:`Activation` layer (training and plaintext inference),
+:meth:`skhepex.nn.Network.calibrate` (initialisation), the names
+:data:`ACTIVATIONS` and :data:`POLYNOMIAL_ACTIVATIONS`, and the encrypted
+inference, which consumes :meth:`Activation.polynomial`.
 
 Only polynomial activations (``"square"``, ``"poly"`` and ``"identity"``) can
 be evaluated under CKKS homomorphic encryption; the others are offered for
@@ -20,6 +22,19 @@ import numpy as np
 #: a smooth, ReLU-like quadratic that keeps activations bounded on [-2, 2].
 DEFAULT_POLY_COEFS = (0.125, 0.5, 0.25)
 
+#: Standard deviation the pre-activations of a ``"square"`` activation are
+#: scaled to at initialisation (:meth:`skhepex.nn.Network.calibrate`). ``z**2``
+#: is very sensitive to the scale of ``z``: Glorot-uniform weights give
+#: ``std(z)`` near 1 on standardised data (the squares then dominate and
+#: training is slow and unstable) but about 0.4 on digits scaled to [0, 1].
+#: Calibrating on the training data makes both train alike. Measured over 5
+#: seeds, with the estimators' defaults (learning rate 5e-3, at least four
+#: updates per epoch) against the former ones (Glorot, 1e-3, one update): wine
+#: 5-fold accuracy 0.92 -> 0.98, a 64-32-64 denoising autoencoder 36% -> 42% of
+#: the noise removed, ``check_regressors_train`` at 20 epochs R^2 0.25 -> 0.86;
+#: calibrating to 0.25 or 0.5 instead of 0.35 changed these by less than 0.005.
+SQUARE_INIT_STD = 0.35
+
 
 class _ActivationDef(NamedTuple):
     """One registered activation.
@@ -28,6 +43,9 @@ class _ActivationDef(NamedTuple):
     coefficient array (``None`` unless ``parametric``). ``polynomial`` is the
     fixed ``(a, b, c)`` of a polynomial activation (the *default* coefficients
     of a parametric one), ``None`` for a non-polynomial activation.
+    ``init_std`` is the standard deviation its pre-activations are scaled to
+    at initialisation, ``None`` to keep the Glorot-uniform scale (see
+    :meth:`skhepex.nn.Network.calibrate`).
     """
 
     name: str
@@ -35,19 +53,22 @@ class _ActivationDef(NamedTuple):
     derivative: Callable
     polynomial: Optional[Tuple[float, float, float]]
     parametric: bool
+    init_std: Optional[float]
 
 
 _REGISTRY = {}
 
 
-def _register(name, forward, derivative, polynomial=None, parametric=False):
+def _register(name, forward, derivative, polynomial=None, parametric=False, init_std=None):
     if name in _REGISTRY:
         raise ValueError(f"activation {name!r} is already registered")
     if polynomial is not None:
         polynomial = tuple(float(v) for v in polynomial)
         if len(polynomial) != 3:
             raise ValueError("a polynomial activation has coefficients (a, b, c)")
-    _REGISTRY[name] = _ActivationDef(name, forward, derivative, polynomial, bool(parametric))
+    init_std = None if init_std is None else float(init_std)
+    _REGISTRY[name] = _ActivationDef(name, forward, derivative, polynomial, bool(parametric),
+                                     init_std)
 
 
 def _logistic(x):
@@ -65,7 +86,7 @@ def _poly_derivative(x, coefs):
 
 
 _register("square", lambda x, coefs: x * x, lambda x, coefs: 2.0 * x,
-          polynomial=(1.0, 0.0, 0.0))
+          polynomial=(1.0, 0.0, 0.0), init_std=SQUARE_INIT_STD)
 _register("poly", _poly_forward, _poly_derivative,
           polynomial=DEFAULT_POLY_COEFS, parametric=True)
 _register("relu", lambda x, coefs: np.maximum(x, 0.0), lambda x, coefs: x > 0)
@@ -128,6 +149,16 @@ class Activation:
     @property
     def _spec(self):
         return _REGISTRY[self.name]
+
+    @property
+    def init_std(self):
+        """float or None : Standard deviation of the pre-activations after initialisation.
+
+        :meth:`skhepex.nn.Network.calibrate` scales the weight layer feeding
+        this activation so that its outputs on the training data have this
+        standard deviation; ``None`` keeps the Glorot-uniform scale.
+        """
+        return self._spec.init_std
 
     @property
     def is_polynomial(self):

@@ -104,10 +104,56 @@ class Network:
 
     # ------------------------------------------------------------------ build
     def build(self, rng, gain=1.0):
-        """Initialise every weight layer with ``rng``."""
+        """Initialise every weight layer with ``rng`` (Glorot-uniform times ``gain``).
+
+        Biases start at zero. :meth:`calibrate` then adapts the scale of the
+        layers feeding polynomial activations to the data.
+        """
         for layer in self.layers:
             if layer.has_weights:
                 layer.build(rng, gain=gain)
+        return self
+
+    def calibrate(self, X, max_samples=1000):
+        """Data-dependent initialisation of a freshly built network, in place.
+
+        Layer by layer from the input, every weight layer that feeds an
+        activation with an :attr:`~skhepex.nn.Activation.init_std` (the
+        ``"square"`` one) is rescaled so that the activation's inputs on
+        ``X`` have that standard deviation (the LSUV scheme of Mishkin and
+        Matas, 2016, with one factor per layer). The biases must be zero, as
+        :meth:`build` leaves them, so the rescaling is exact; the other layers
+        and all masks are left alone.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            Training inputs, original feature order.
+        max_samples : int, default=1000
+            At most this many rows of ``X`` (evenly spaced) are used.
+
+        Returns
+        -------
+        self : Network
+            The network, rescaled in place.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        step = max(1, -(-X.shape[0] // max_samples))
+        x = X[::step]
+        if self.input_perm is not None:
+            x = x[:, self.input_perm]
+        x = x.reshape((x.shape[0],) + self.input_shape)
+        feeding = None
+        for layer in self.layers:
+            if layer.has_weights:
+                feeding = layer
+            elif layer.kind == "activation" and layer.init_std is not None and feeding is not None:
+                std = float(np.std(x))
+                if np.isfinite(std) and std > 1e-12 and not np.any(feeding.b):
+                    factor = layer.init_std / std
+                    feeding.W *= factor
+                    x = x * factor
+            x = layer.forward(x)
         return self
 
     def shapes(self):
@@ -334,3 +380,48 @@ class Network:
             base = (self.output_perm if self.output_perm is not None
                     else np.arange(len(output_perm)))
             self.output_perm = base[output_perm]
+
+    # ------------------------------------------------------------ output map
+    def fold_output_affine(self, scale, offset):
+        """Fold ``out * scale + offset`` into the last weight layer, in place.
+
+        Afterwards :meth:`forward` returns ``old_forward(x) * scale + offset``
+        (per output, original output order) with no extra layer: column ``k``
+        of the last weight matrix and bias ``k`` are rescaled and shifted, in
+        the packed order of :attr:`output_perm`. Zero weights stay exactly
+        zero and the masks are not touched, so the tiles the encrypted
+        inference packs are the same before and after. Folding ``(1 / scale,
+        -offset / scale)`` undoes it (up to rounding).
+
+        Parameters
+        ----------
+        scale : array-like of shape (n_outputs,)
+            Positive factors, one per output.
+        offset : array-like of shape (n_outputs,)
+            Shifts added after scaling.
+
+        Returns
+        -------
+        self : Network
+            The network, changed in place.
+
+        Raises
+        ------
+        ValueError
+            If the last weight layer is not dense, the shapes do not match the
+            outputs or a factor is not finite and positive.
+        """
+        last = self.weight_layers[-1]
+        if last.kind != "dense":
+            raise ValueError("Output maps can only be folded into a dense last layer.")
+        n_out = last.W.shape[1]
+        scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), (n_out,))
+        offset = np.broadcast_to(np.asarray(offset, dtype=np.float64), (n_out,))
+        if not np.all(np.isfinite(scale) & (scale > 0)) or not np.all(np.isfinite(offset)):
+            raise ValueError("scale must be finite and positive, offset finite.")
+        if self.output_perm is not None:
+            scale, offset = scale[self.output_perm], offset[self.output_perm]
+        last.W *= scale
+        last.b *= scale
+        last.b += offset
+        return self

@@ -4,10 +4,10 @@ import copy
 from numbers import Integral
 
 import numpy as np
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..tiling import TileLayout
-from ._base import BasePruningStep
+from ._base import BasePruningStep, fine_tune_epochs
 
 __all__ = ["Expander", "expand_masks"]
 
@@ -107,8 +107,13 @@ class Expander(BasePruningStep):
 
     Parameters
     ----------
-    fine_tune_iter : int, default=10
-        Epochs of fine-tuning with the expanded masks (0: only unmask).
+    fine_tune_iter : int or "auto", default="auto"
+        Epochs of fine-tuning with the expanded masks (0: only unmask);
+        ``"auto"`` as in :class:`TilePruner` (a third of the epochs the
+        network was trained for, between 20 and 200).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the shuffling of the fine-tuning; ``None`` uses the network's
+        own ``random_state``.
 
     Attributes
     ----------
@@ -134,17 +139,20 @@ class Expander(BasePruningStep):
     """
 
     _parameter_constraints = {
-        "fine_tune_iter": [Interval(Integral, 0, None, closed="left")],
+        "fine_tune_iter": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "random_state": ["random_state"],
     }
 
-    def __init__(self, fine_tune_iter=10):
+    def __init__(self, fine_tune_iter="auto", random_state=None):
         self.fine_tune_iter = fine_tune_iter
+        self.random_state = random_state
 
     def _prune(self, est, X, y, tile_shape):
         n_before = TileLayout(est, tile_shape).n_nonzero_tiles
         net = est.network_
         regrown = expand_masks(est, tile_shape)
-        est.fine_tune(X, y, max_iter=self.fine_tune_iter)
+        est.fine_tune(X, y, max_iter=fine_tune_epochs(self.fine_tune_iter, est),
+                      random_state=self.random_state)
         net.apply_masks()
         n_after = TileLayout(est, tile_shape).n_nonzero_tiles
         if n_after > n_before:  # pragma: no cover - guarded by construction

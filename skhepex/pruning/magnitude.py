@@ -33,6 +33,9 @@ class MagnitudePruner(BasePruningStep):
         Sparsity schedule over the rounds (cubic prunes fast first).
     fine_tune_iter : int, default=10
         Epochs of masked fine-tuning after each round (0: none).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the shuffling of the fine-tuning; ``None`` uses the network's
+        own ``random_state``.
 
     Attributes
     ----------
@@ -65,15 +68,17 @@ class MagnitudePruner(BasePruningStep):
         "n_steps": [Interval(Integral, 1, None, closed="left")],
         "schedule": [StrOptions({"cubic", "linear"})],
         "fine_tune_iter": [Interval(Integral, 0, None, closed="left")],
+        "random_state": ["random_state"],
     }
 
     def __init__(self, sparsity=0.8, scope="layer", n_steps=3, schedule="cubic",
-                 fine_tune_iter=10):
+                 fine_tune_iter=10, random_state=None):
         self.sparsity = sparsity
         self.scope = scope
         self.n_steps = n_steps
         self.schedule = schedule
         self.fine_tune_iter = fine_tune_iter
+        self.random_state = random_state
 
     def _prune_to(self, layers, s):
         # Masked weights rank first (key -1), then by magnitude; a stable sort
@@ -87,7 +92,7 @@ class MagnitudePruner(BasePruningStep):
         layers = est.network_.weight_layers
         for s in sparsity_schedule(self.sparsity, self.n_steps, self.schedule):
             self._prune_to(layers, float(s))
-            est.fine_tune(X, y, max_iter=self.fine_tune_iter)
+            est.fine_tune(X, y, max_iter=self.fine_tune_iter, random_state=self.random_state)
         est.network_.apply_masks()
         self.layer_sparsity_ = [float(np.mean(layer.W == 0)) for layer in layers]
         return est

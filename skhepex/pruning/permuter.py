@@ -5,10 +5,12 @@ from numbers import Integral, Real
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..tiling import TileLayout
 from ._base import BasePruningStep, block_l21
+from .budget import (apply_permutation, budget_permutation, importance_matrices,
+                     unit_tile_mass)
 
 __all__ = ["Permuter", "live_rows"]
 
@@ -47,35 +49,13 @@ def _better(new, old):
     return new[2] < old[2] - 1e-9 * max(1.0, abs(old[2]))
 
 
-def _row_features(layout, index, unit_size):
-    """Squared mass of each output unit of layer ``index`` per tile column."""
-    lt = layout.layers[index]
+def _unit_features(layout, index, unit_size, axis):
+    """Squared mass of each output (``axis=0``) or input unit of a layer per tile
+    column (resp. row), divided by the layer's squared norm."""
     M = layout.matrices()[index][0]
     M2 = M * M
     fro = M2.sum()
-    n = M.shape[0] // unit_size
-    per_unit = M2[:n * unit_size].reshape(n, unit_size, M.shape[1]).sum(axis=1)
-    c = lt.block_shape[1]
-    gc = lt.grid[1]
-    padded = np.zeros((n, gc * c))
-    padded[:, :M.shape[1]] = per_unit
-    F = padded.reshape(n, gc, c).sum(axis=2)
-    return F / fro if fro > 0 else F
-
-
-def _col_features(layout, index, unit_size):
-    """Squared mass of each input unit of layer ``index`` per tile row."""
-    lt = layout.layers[index]
-    M = layout.matrices()[index][0]
-    M2 = M * M
-    fro = M2.sum()
-    n = M.shape[1] // unit_size
-    per_unit = M2[:, :n * unit_size].reshape(M.shape[0], n, unit_size).sum(axis=2)
-    r = lt.block_shape[0]
-    gr = lt.grid[0]
-    padded = np.zeros((gr * r, n))
-    padded[:M.shape[0]] = per_unit
-    F = padded.reshape(gr, r, n).sum(axis=1).T
+    F = unit_tile_mass(M2, unit_size, layout.layers[index].block_shape, axis)
     return F / fro if fro > 0 else F
 
 
@@ -219,6 +199,17 @@ class Permuter(BasePruningStep):
         acceptance rule is unchanged by it: non-zero tiles first, then live
         tile-rows (:func:`live_rows`), then concentration. ``0`` ignores
         rows in the clustering.
+    tile_sparsity : float or None, default=None
+        If given, the budget of a following :class:`TilePruner` (fraction of
+        tiles dropped): the permutation then maximises the importance kept in
+        the tiles that budget allows, chosen jointly with them
+        (:func:`~skhepex.pruning.budget.budget_permutation`), instead of the
+        non-zero-tile objective described above.
+    criterion : {"taylor", "magnitude"}, default="taylor"
+        Importance of that objective: per-weight Taylor (Fisher) estimate on
+        the training data, or squared magnitude.
+    scope : {"global", "layer"}, default="global"
+        That budget is over the network or per layer.
 
     Attributes
     ----------
@@ -233,6 +224,9 @@ class Permuter(BasePruningStep):
         Non-zero tiles after permutation (never more than before).
     n_live_rows_before_, n_live_rows_ : int
         Live output tile-rows over all layers, before and after.
+    kept_importance_before_, kept_importance_ : float
+        With ``tile_sparsity``: the importance inside the kept tiles without
+        and with the permutation (see ``budget_permutation``).
     concentration_before_, concentration_ : float
         Sum over layers of (sum of tile norms) / (layer norm), before and
         after; lower means the mass sits in fewer tiles.
@@ -269,16 +263,23 @@ class Permuter(BasePruningStep):
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "row_weight": [Interval(Real, 0, None, closed="left")],
+        "tile_sparsity": [None, Interval(Real, 0, 1, closed="left")],
+        "criterion": [StrOptions({"taylor", "magnitude"})],
+        "scope": [StrOptions({"global", "layer"})],
     }
 
     def __init__(self, max_iter=10, permute_inputs=False, permute_outputs=False, n_init=4,
-                 random_state=None, row_weight=1.0):
+                 random_state=None, row_weight=1.0, tile_sparsity=None, criterion="taylor",
+                 scope="global"):
         self.max_iter = max_iter
         self.permute_inputs = permute_inputs
         self.permute_outputs = permute_outputs
         self.n_init = n_init
         self.random_state = random_state
         self.row_weight = row_weight
+        self.tile_sparsity = tile_sparsity
+        self.criterion = criterion
+        self.scope = scope
 
     # ---------------------------------------------------------------- pieces
     @staticmethod
@@ -290,13 +291,13 @@ class Permuter(BasePruningStep):
             g = B.block_shape[1] // B.in_unit_size
             if B.kind != "dense" or g < 2:
                 return None
-            return _col_features(layout, 0, 1), g, None
+            return _unit_features(layout, 0, 1, 1), g, None
         if key == "output":
             A = layout.layers[L - 1]
             g = A.block_shape[0] // A.out_unit_size
             if A.kind != "dense" or g < 2:
                 return None
-            return _row_features(layout, L - 1, 1), g, None
+            return _unit_features(layout, L - 1, 1, 0), g, None
         A, B = layout.layers[key], layout.layers[key + 1]
         su, sv = A.out_unit_size, B.in_unit_size
         if su >= A.block_shape[0] or sv >= B.block_shape[1]:
@@ -304,22 +305,28 @@ class Permuter(BasePruningStep):
         g = A.block_shape[0] // su
         if g < 2:
             return None
-        R = _row_features(layout, key, su)
-        C = _col_features(layout, key + 1, sv)
+        R = _unit_features(layout, key, su, 0)
+        C = _unit_features(layout, key + 1, sv, 1)
         live = (R.sum(axis=1) > 0).astype(float)[:, None] * _LIVE_MARK
         F = np.hstack([R, C, live])
         w = np.ones(F.shape[1])
         w[-1] = row_weight
         return F, g, w
 
-    @staticmethod
-    def _apply(net, key, perm):
-        if key == "input":
-            net.permute_io(input_perm=perm)
-        elif key == "output":
-            net.permute_io(output_perm=perm)
-        else:
-            net.permute_hidden(key, perm)
+    _apply = staticmethod(apply_permutation)
+
+    def _budget(self, est, layout, X, y, rng):
+        imps = importance_matrices(est, layout, X, y, self.criterion, random_state=rng)
+        self.permutations_, self.kept_importance_before_, self.kept_importance_ = \
+            budget_permutation(est, layout, imps, self.tile_sparsity, scope=self.scope,
+                               permute_inputs=self.permute_inputs,
+                               permute_outputs=self.permute_outputs,
+                               max_iter=self.max_iter, n_init=self.n_init,
+                               random_state=rng)
+        after = _objective(TileLayout(est, layout.tile_shape))
+        self.n_iter_ = 1
+        self.n_live_rows_, self.concentration_ = after[1], after[2]
+        return est
 
     def _prune(self, est, X, y, tile_shape):
         rng = check_random_state(self.random_state)
@@ -340,6 +347,8 @@ class Permuter(BasePruningStep):
         current = before
         self.permutations_ = {}
         self.n_iter_ = 0
+        if self.tile_sparsity is not None:
+            return self._budget(est, layout, X, y, rng)
         for _ in range(self.max_iter):
             self.n_iter_ += 1
             improved = False

@@ -6,9 +6,11 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..tiling import TileLayout
-from ._base import BasePruningStep, remove_dead_units, sparsity_schedule
+from ._base import BasePruningStep, fine_tune_epochs, remove_dead_units, sparsity_schedule
+from .budget import budget_permutation, importance_matrices
 from .expander import expand_masks
-from .units import he_row_costs, select_units, taylor_scores, unit_rows, unit_scores
+from .units import (floor_counts, he_row_costs, select_units, taylor_scores, unit_rows,
+                    unit_scores)
 
 # the unit helpers lived here before units.py; still importable from this module
 __all__ = ["TilePruner", "unit_scores", "taylor_scores", "unit_rows", "he_row_costs"]
@@ -55,7 +57,10 @@ class TilePruner(BasePruningStep):
     layer's mean, so that units of different layers are comparable in
     ``scope="global"``. Already-zero units count towards the target. Every
     layer keeps at least one unit. After pruning, the network is fine-tuned
-    with the masks fixed. Applied alone to a dense network this is the
+    with the masks fixed. By default (``permute=True``) the hidden units are
+    first permuted, before every round, so that the tiles the round keeps
+    hold the most importance (the HE-PEx permutation, aware of the budget).
+    With ``permute=False`` and applied alone to a dense network this is the
     Hunter-style structured-pruning baseline.
 
     Parameters
@@ -64,13 +69,14 @@ class TilePruner(BasePruningStep):
         Target fraction of zero units, per layer (``scope="layer"``) or over
         all units of the network (``scope="global"``). Ignored when
         ``threshold`` is given.
-    criterion : {"l2", "l1", "max", "taylor"}, default="l2"
+    criterion : {"l2", "l1", "max", "taylor"}, default="taylor"
         Unit importance: root mean square, mean absolute value or maximum
         absolute value of its weights, or ``"taylor"``: the data-driven
         first-order estimate of the loss increase when the unit is removed
         (see :func:`taylor_scores`; comparable across layers as is).
-    scope : {"layer", "global"}, default="layer"
-        Rank units within each layer or over the whole network.
+    scope : {"layer", "global"}, default="global"
+        Rank units within each layer or over the whole network (every layer
+        keeps at least its ``layer_floor`` share).
     threshold : float, default=None
         If given, prune every unit whose relative score (unit score divided by
         the mean score of its layer) is below ``threshold`` instead of using
@@ -79,14 +85,17 @@ class TilePruner(BasePruningStep):
         Prune gradually over ``n_steps`` rounds (cubic schedule up to
         ``tile_sparsity``), fine-tuning after each; 1 prunes at once. Ignored
         with ``threshold`` (one round).
-    regrow : bool, default=False
+    regrow : bool, default=True
         After each round, release every weight inside the surviving units (as
         :class:`Expander` does) before fine-tuning, so that later rounds rank
         tiles of a recovered network instead of a crippled sparse one. The
         first round still ranks the tiles of the input (e.g. magnitude-pruned
         and permuted) network. No effect on a dense network.
-    fine_tune_iter : int, default=10
-        Epochs of masked fine-tuning after each round (0: none).
+    fine_tune_iter : int or "auto", default="auto"
+        Epochs of masked fine-tuning after each round (0: none). ``"auto"``:
+        a third of the epochs the input network was trained for (its
+        ``n_iter_``), between 20 and 200, so that slowly trained networks
+        (autoencoders) get enough recovery.
     row_cost : float, list of float or "auto", default=0.0
         HE cost of one live output tile-row of a layer, in tiles (ct x pt
         multiplies): under HE every output tile-row with a live tile costs
@@ -101,11 +110,32 @@ class TilePruner(BasePruningStep):
         Needs ``threshold=None``.
     random_state : int, RandomState instance or None, default=None
         Shuffles the minibatches of ``criterion="taylor"`` (see
-        :func:`taylor_scores`); an int gives the same batches in every
-        round. No effect with the other criteria.
+        :func:`taylor_scores`) and of the fine-tuning (``None``: the
+        network's own ``random_state``); an int gives the same batches in
+        every round.
+    permute : bool, default=True
+        Before every round, permute the hidden units (function-preserving)
+        so that the tiles the round's budget keeps hold the most importance
+        (per-weight Taylor/Fisher estimate with ``criterion="taylor"``,
+        squared magnitude otherwise), the permutation and the kept tiles
+        chosen jointly (:func:`~skhepex.pruning.budget.budget_permutation`):
+        permute, tile-prune, fine-tune, permute again. ``False`` is the
+        Hunter-style structured pruning of a fixed layout. Ignored with
+        ``threshold``.
+    permute_inputs : bool, default=False
+        Also permute the input features of a dense first layer (the network
+        applies that permutation to its input itself).
+    layer_floor : float in [0, 1], default=0.25
+        Every layer keeps at least ``layer_floor`` times the budget's
+        average keep rate, ``ceil(layer_floor * (1 - target) * n_units)``
+        units (and at least one), so that global ranking never collapses a
+        layer to one or no tile.
 
     Attributes
     ----------
+    permutations_ : dict
+        Composed permutation of every interface permuted by ``permute``
+        (keys as :attr:`Permuter.permutations_`; empty without).
     row_costs_ : list of float
         Cost of a live output tile-row per layer, in tiles, as used.
     unit_sparsity_ : list of float
@@ -127,9 +157,9 @@ class TilePruner(BasePruningStep):
     >>> X, y = load_digits(return_X_y=True)
     >>> clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=20, random_state=0)
     >>> clf = clf.fit(X / 16, y)
-    >>> step = TilePruner(tile_sparsity=0.5, fine_tune_iter=2)
+    >>> step = TilePruner(tile_sparsity=0.5, fine_tune_iter=2, random_state=0)
     >>> pruned = step.prune(clf, X / 16, y, tile_shape=(8, 8))
-    >>> step.unit_sparsity_[0] >= 0.5
+    >>> min(step.unit_sparsity_) < 1.0   # no layer left without a tile
     True
     >>> step.n_nonzero_tiles_ < 40
     True
@@ -142,15 +172,18 @@ class TilePruner(BasePruningStep):
         "threshold": [None, Interval(Real, 0, None, closed="left")],
         "n_steps": [Interval(Integral, 1, None, closed="left")],
         "regrow": ["boolean"],
-        "fine_tune_iter": [Interval(Integral, 0, None, closed="left")],
+        "fine_tune_iter": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "row_cost": [Interval(Real, 0, None, closed="left"), list, tuple,
                      StrOptions({"auto"})],
         "random_state": ["random_state"],
+        "permute": ["boolean"],
+        "permute_inputs": ["boolean"],
+        "layer_floor": [Interval(Real, 0, 1, closed="both")],
     }
 
-    def __init__(self, tile_sparsity=0.5, criterion="l2", scope="layer", threshold=None,
-                 n_steps=3, regrow=False, fine_tune_iter=10, row_cost=0.0,
-                 random_state=None):
+    def __init__(self, tile_sparsity=0.5, criterion="taylor", scope="global", threshold=None,
+                 n_steps=3, regrow=True, fine_tune_iter="auto", row_cost=0.0,
+                 random_state=None, permute=True, permute_inputs=False, layer_floor=0.25):
         self.tile_sparsity = tile_sparsity
         self.criterion = criterion
         self.scope = scope
@@ -160,6 +193,9 @@ class TilePruner(BasePruningStep):
         self.fine_tune_iter = fine_tune_iter
         self.row_cost = row_cost
         self.random_state = random_state
+        self.permute = permute
+        self.permute_inputs = permute_inputs
+        self.layer_floor = layer_floor
 
     def _row_costs(self, est, tile_shape, n_layers):
         rc = self.row_cost
@@ -182,6 +218,19 @@ class TilePruner(BasePruningStep):
         mean = alive[alive > 0].mean() if np.any(alive > 0) else 1.0
         return [r / mean for r in raw]
 
+    def _permute(self, est, layout, X, y, target):
+        imps = importance_matrices(est, layout, X, y,
+                                   "taylor" if self.criterion == "taylor" else "magnitude",
+                                   random_state=self.random_state)
+        perms, _, _ = budget_permutation(
+            est, layout, imps, target, scope=self.scope,
+            min_keep=floor_counts(layout, target, self.layer_floor),
+            permute_inputs=self.permute_inputs and layout.layers[0].kind == "dense")
+        for key, perm in perms.items():
+            prev = self.permutations_.get(key, np.arange(len(perm)))
+            self.permutations_[key] = prev[perm]
+        return TileLayout(est, layout.tile_shape) if perms else layout
+
     def _prune(self, est, X, y, tile_shape):
         layers = est.network_.weight_layers
         if self.threshold is not None:
@@ -189,12 +238,17 @@ class TilePruner(BasePruningStep):
         else:
             targets = sparsity_schedule(self.tile_sparsity, self.n_steps)
         row_costs = self._row_costs(est, tile_shape, len(layers))
+        epochs = fine_tune_epochs(self.fine_tune_iter, est)
         self.row_costs_ = row_costs
+        self.permutations_ = {}
         for target in targets:
             layout = TileLayout(est, tile_shape)
+            if self.permute and target is not None:
+                layout = self._permute(est, layout, X, y, target)
             scores = self._scores(est, layout, X, y)
             drops = select_units(scores, layout, target, scope=self.scope,
-                                 threshold=self.threshold, row_costs=row_costs)
+                                 threshold=self.threshold, row_costs=row_costs,
+                                 min_keep=floor_counts(layout, target, self.layer_floor))
             for i, (layer, d) in enumerate(zip(layers, drops)):
                 units = layout.layers[i].weight_units
                 layer.mask &= ~d[units]
@@ -203,7 +257,7 @@ class TilePruner(BasePruningStep):
             _reconnect_outputs(est, layout)
             if self.regrow:
                 expand_masks(est, tile_shape)
-            est.fine_tune(X, y, max_iter=self.fine_tune_iter)
+            est.fine_tune(X, y, max_iter=epochs, random_state=self.random_state)
             est.network_.apply_masks()
             remove_dead_units(est)
         layout = TileLayout(est, tile_shape)

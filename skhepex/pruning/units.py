@@ -13,7 +13,8 @@ from sklearn.utils import check_random_state
 
 from ._base import drop_lowest, keep_best, n_to_drop, split_like
 
-__all__ = ["unit_rows", "unit_scores", "taylor_scores", "he_row_costs", "select_units"]
+__all__ = ["unit_rows", "unit_scores", "taylor_scores", "he_row_costs", "select_units",
+           "floor_counts"]
 
 
 def unit_rows(layout, index):
@@ -254,13 +255,81 @@ def _drop_by_cost(scores, layout, target, row_costs, scope):
     return split_like(d, scores)
 
 
+def floor_counts(layout, target, layer_floor):
+    """Units every layer keeps at least under a pruning target.
+
+    Parameters
+    ----------
+    layout : TileLayout
+        The tiling (gives the units per layer).
+    target : float or None
+        Target fraction of dropped units; ``None`` counts as 0.
+    layer_floor : float
+        Fraction of the budget's average keep rate every layer is granted.
+
+    Returns
+    -------
+    counts : list of int
+        ``max(1, ceil(layer_floor * (1 - target) * n_units))`` per layer.
+    """
+    keep = 1.0 - (target or 0.0)
+    return [max(1, int(np.ceil(layer_floor * keep * lt.n_units - 1e-9)))
+            for lt in layout.layers]
+
+
+def _protect_top(scores, counts):
+    """Scores with the ``counts[i]`` best units of every layer raised to +inf."""
+    out = []
+    for s, c in zip(scores, counts):
+        s = np.asarray(s, dtype=float).copy()
+        s[np.argsort(-s, kind="stable")[:int(c)]] = np.inf
+        out.append(s)
+    return out
+
+
+def _connect(out, scores, layout):
+    """Un-drop units so that a path of kept tiles joins input and output.
+
+    For consecutive dense layers the tile rows of layer ``l`` are the tile
+    columns of layer ``l + 1`` (the alternating orientation). A kept tile is
+    *fed* when its column is a tile row of layer ``l`` holding a fed tile
+    (every tile of the first layer is fed). When no kept tile of a layer is
+    fed, dead-unit removal would empty the network from there on; the best
+    tile reading a fed row is kept instead; in a dense last layer, every
+    output tile-row gets one. ``out`` is modified in place.
+    """
+    fed_rows = None
+    for i, lt in enumerate(layout.layers):
+        if lt.kind != "dense" or (i and layout.layers[i - 1].kind != "dense"):
+            fed_rows = None
+            continue
+        keep = ~out[i].reshape(lt.grid)
+        if fed_rows is not None:
+            cols = np.zeros(lt.grid[1], dtype=bool)
+            cols[:fed_rows.size] = fed_rows[:lt.grid[1]]
+            fed = keep & cols[None, :]
+            last = i == len(layout.layers) - 1
+            sc = np.where(cols[None, :], scores[i].reshape(lt.grid), -np.inf)
+            # the last layer: every output tile-row; else: at least one tile
+            rows = np.flatnonzero(~fed.any(axis=1)) if last else \
+                ([int(np.argmax(sc.max(axis=1)))] if not fed.any() else [])
+            for p in rows if cols.any() else []:
+                q = int(np.argmax(sc[p]))
+                out[i][p * lt.grid[1] + q] = False
+                fed[p, q] = True
+            keep = fed
+        fed_rows = keep.any(axis=1)
+
+
 def select_units(scores, layout, target, *, scope="layer", threshold=None,
-                 row_costs=None):
+                 row_costs=None, min_keep=None):
     """Which pruning units to zero, one boolean array per weight layer.
 
-    Every layer keeps at least its best unit, and when the last layer is
-    dense every tile row of it keeps its best unit (no output is
-    disconnected).
+    Every layer keeps at least its best unit, when the last layer is dense
+    every tile row of it keeps its best unit (no output is disconnected),
+    and through consecutive dense layers at least one path of kept tiles
+    joins the input to the output (so that dead-unit removal never empties a
+    layer).
 
     Parameters
     ----------
@@ -281,6 +350,9 @@ def select_units(scores, layout, target, *, scope="layer", threshold=None,
         non-zero (and ``threshold`` is None) units are dropped greedily by
         score per unit of HE cost (:func:`_greedy_drop`), which empties
         whole tile-rows first; otherwise by score alone.
+    min_keep : list of int, default=None
+        Units every layer keeps at least (its best ones, e.g.
+        :func:`floor_counts`); ``None`` keeps at least one.
 
     Returns
     -------
@@ -288,13 +360,16 @@ def select_units(scores, layout, target, *, scope="layer", threshold=None,
         One array of shape (n_units,) per weight layer, True for the units
         to zero.
     """
+    if min_keep is not None:
+        scores = _protect_top(scores, min_keep)
     if row_costs is not None and threshold is None and any(row_costs):
         drops = _drop_by_cost(scores, layout, target, row_costs, scope)
     elif threshold is not None:
         drops = [s < threshold for s in scores]
     else:
         drops = drop_lowest(scores, target, scope)
-    out = [keep_best(d, s).copy() for s, d in zip(scores, drops)]
+    # the floor is never dropped, even when the target asks for more
+    out = [keep_best(d & ~np.isposinf(s), s).copy() for s, d in zip(scores, drops)]
     last = layout.layers[-1]
     if last.kind == "dense":
         # never disconnect an output: keep the best unit of every tile row
@@ -302,4 +377,5 @@ def select_units(scores, layout, target, *, scope="layer", threshold=None,
         sc = scores[-1].reshape(last.grid)
         for p in np.flatnonzero(rows.all(axis=1)):
             rows[p, np.argmax(sc[p])] = False
+    _connect(out, scores, layout)
     return out

@@ -189,3 +189,80 @@ def test_permute_hidden_preserves_function_cnn(index):
     net.permute_hidden(index, np.roll(np.arange(n_units), 1))
     assert not np.array_equal(net.weight_layers[index + 1].W, W_next)
     np.testing.assert_allclose(net.forward(X), before, rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------- output affine fold
+def test_fold_output_affine_with_permutations_and_masks():
+    rng = np.random.RandomState(9)
+    net = mlp(rng)
+    randomise_biases(net, rng)
+    net.permute_io(input_perm=rng.permutation(5), output_perm=np.array([2, 0, 1]))
+    last = net.weight_layers[-1]
+    last.mask[...] = rng.rand(*last.mask.shape) > 0.4
+    net.apply_masks()
+    mask, zeros = last.mask.copy(), last.W == 0.0
+    X = rng.normal(size=(6, 5))
+    before = net.forward(X)
+    scale, offset = np.array([2.0, 0.5, 30.0]), np.array([-1.0, 4.0, 100.0])
+    assert net.fold_output_affine(scale, offset) is net
+    np.testing.assert_allclose(net.forward(X), before * scale + offset, rtol=1e-12)
+    np.testing.assert_array_equal(last.mask, mask)
+    np.testing.assert_array_equal(last.W == 0.0, zeros)  # zero tiles stay zero tiles
+    net.fold_output_affine(1.0 / scale, -offset / scale)  # and it is undone
+    np.testing.assert_allclose(net.forward(X), before, rtol=1e-12, atol=1e-12)
+
+
+def test_fold_output_affine_rejects_bad_maps():
+    rng = np.random.RandomState(10)
+    net = mlp(rng)
+    for scale in ([1.0, 0.0, 1.0], [1.0, -2.0, 1.0], [np.inf, 1.0, 1.0]):
+        with pytest.raises(ValueError, match="positive"):
+            net.fold_output_affine(scale, 0.0)
+    with pytest.raises(ValueError):
+        net.fold_output_affine([1.0, 2.0], 0.0)  # one factor per output
+    conv_last = Network([Conv2D(1, 2, 3), Activation("square"), Conv2D(2, 1, 3)], (1, 4, 4))
+    with pytest.raises(ValueError, match="dense"):
+        conv_last.build(rng).fold_output_affine(1.0, 0.0)
+
+
+# ---------------------------------------------------------- calibration
+@pytest.mark.parametrize("input_scale", [0.01, 1.0, 100.0])
+def test_calibrate_sets_square_preactivation_std(input_scale):
+    rng = np.random.RandomState(11)
+    net = Network([Dense(5, 6), Activation("square"), Dense(6, 4), Activation("square"),
+                   Dense(4, 3)], (5,)).build(rng)
+    X = rng.normal(size=(2000, 5)) * input_scale + input_scale
+    W_out = net.weight_layers[-1].W.copy()
+    assert net.calibrate(X) is net
+    z1 = X @ net.weight_layers[0].W
+    z2 = (z1 ** 2) @ net.weight_layers[1].W
+    std = Activation("square").init_std
+    # estimated on at most 1000 evenly spaced rows, so close but not exact on all 2000
+    np.testing.assert_allclose([z1.std(), z2.std()], std, rtol=0.05)
+    np.testing.assert_array_equal(net.weight_layers[-1].W, W_out)  # output layer untouched
+    assert all(np.all(layer.b == 0.0) for layer in net.weight_layers)
+
+
+def test_calibrate_leaves_other_activations_and_nonzero_biases_alone():
+    rng = np.random.RandomState(12)
+    net = mlp(rng, act="tanh")  # tanh, then a poly layer: no init_std
+    W = [layer.W.copy() for layer in net.weight_layers]
+    net.calibrate(rng.normal(size=(50, 5)) * 100)
+    for layer, W0 in zip(net.weight_layers, W):
+        np.testing.assert_array_equal(layer.W, W0)
+    net = mlp(rng)  # square first layer, but a bias already set: rescaling would not be exact
+    randomise_biases(net, rng)
+    W0 = net.weight_layers[0].W.copy()
+    net.calibrate(rng.normal(size=(50, 5)) * 100)
+    np.testing.assert_array_equal(net.weight_layers[0].W, W0)
+    assert Activation("square").init_std == 0.35
+    assert all(Activation(a).init_std is None for a in ("poly", "relu", "tanh", "identity"))
+
+
+def test_calibrate_constant_input_is_a_no_op():
+    rng = np.random.RandomState(13)
+    net = mlp(rng)
+    W = [layer.W.copy() for layer in net.weight_layers]
+    net.calibrate(np.zeros((10, 5)))
+    for layer, W0 in zip(net.weight_layers, W):
+        np.testing.assert_array_equal(layer.W, W0)

@@ -64,7 +64,7 @@ def test_pareto_from_cv_results_errors():
 def test_pareto_from_real_grid_search(data):
     from sklearn.model_selection import GridSearchCV
 
-    from skhepex.pruning import HEPEx, TilePruner, hepex_scoring
+    from skhepex.pruning import HEPEx, TilePruner, fewest_ciphertexts_within, hepex_scoring
 
     X, y = data
     hepex = HEPEx(MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0),
@@ -77,6 +77,21 @@ def test_pareto_from_real_grid_search(data):
     assert np.all(x > 0)
     np.testing.assert_array_equal(
         np.sort(x), np.sort(-search.cv_results_["mean_test_ciphertexts"]))
+    assert disp.chosen_line_ is None and disp.budget_line_ is None   # refit=False
+    assert sorted(a.get_text() for a in disp.annotations_) == ["tile_sparsity=0.25",
+                                                               "tile_sparsity=0.75"]
+    # with the refit rule: the refitted candidate is starred, its budget drawn
+    search.set_params(refit=fewest_ciphertexts_within(0.1)).fit(X, y)
+    disp = ParetoDisplay.from_cv_results(search)
+    scores = search.cv_results_["mean_test_score"]
+    cx, cy = disp.chosen_line_.get_data()
+    assert cy[0] == scores[search.best_index_]
+    assert cx[0] == -search.cv_results_["mean_test_ciphertexts"][search.best_index_]
+    assert disp.budget_line_.get_ydata()[0] == pytest.approx(scores.max() * 0.9)
+    labels = [t.get_text() for t in disp.ax_.get_legend().get_texts()]
+    assert "chosen" in labels and "budget: 10% below the best" in labels
+    disp = ParetoDisplay.from_cv_results(search, chosen=None, tolerance=None)
+    assert disp.chosen_line_ is None and disp.budget_line_ is None
 
 
 def test_pareto_from_json_file(tmp_path):
@@ -103,6 +118,56 @@ def test_pareto_from_json_file(tmp_path):
     assert front_cts == [18, 38, 40]                       # Hunter is dominated by PPTE
     with pytest.raises(ValueError, match="No record has task"):
         ParetoDisplay.from_json(path, task="cnn")
+
+
+def test_pareto_from_json_marks_selected_budget_and_settings():
+    records = [
+        {"variant": "dense", "n_ciphertexts": 160, "val_score": 0.970, "selected": True},
+        {"variant": "P", "sparsity": 0.9, "tile_sparsity": 0.0, "n_ciphertexts": 159,
+         "val_score": 0.968, "selected": True},
+        {"variant": "P", "sparsity": 0.99, "tile_sparsity": 0.0, "n_ciphertexts": 60,
+         "val_score": 0.45, "selected": False},                    # collapsed
+        {"variant": "Hunter", "sparsity": 0.0, "tile_sparsity": 0.85, "n_ciphertexts": 24,
+         "val_score": 0.955, "selected": True},
+        {"variant": "PPTE", "sparsity": 0.97, "tile_sparsity": 0.9, "n_ciphertexts": 16,
+         "val_score": 0.962, "selected": True},
+    ]
+    disp = ParetoDisplay.from_json(records, score_key="val_score", tolerance=0.025)
+    budget = 0.970 - 0.025 * 0.970
+    assert disp.budget_line_.get_ydata()[0] == pytest.approx(budget)
+    cx, _ = disp.chosen_line_.get_data()
+    assert sorted(cx) == [16, 24, 159, 160]
+    texts = [a.get_text() for a in disp.annotations_]
+    assert "s=0.97 t=0.9" in texts and "t=0.85" in texts and "s=0.9" in texts
+    # the collapsed candidate is drawn on the lower edge, labelled with its score,
+    # and the Hunter/PPTE difference (0.007) stays readable
+    np.testing.assert_array_equal(disp.clipped_, [2])
+    assert "s=0.99: 0.45" in texts
+    low, high = disp.ax_.get_ylim()
+    assert 0.45 < low < budget and (0.962 - 0.955) / (high - low) > 0.05
+    legend = [t.get_text() for t in disp.ax_.get_legend().get_texts()]
+    assert "budget: 2.5% below dense" in legend and "chosen" in legend
+    # clip=None shows everything
+    disp = ParetoDisplay.from_json(records, score_key="val_score", clip=None)
+    assert disp.clipped_.size == 0 and disp.ax_.get_ylim()[0] < 0.45
+
+
+def test_pareto_clip_without_budget_and_explicit():
+    scores = [0.97, 0.965, 0.96, 0.955, 0.95, 0.45]
+    disp = ParetoDisplay([100, 80, 60, 40, 20, 10], scores).plot()
+    np.testing.assert_array_equal(disp.clipped_, [5])           # far below the others
+    assert disp.ax_.get_ylim()[0] > 0.45
+    disp = ParetoDisplay([100, 80, 60, 40, 20, 10], scores, chosen=[5]).plot()
+    assert disp.clipped_.size == 0                               # a chosen point stays in
+    disp = ParetoDisplay([3, 2, 1], [0.9, 0.8, 0.7]).plot(clip=0.75, annotate=False)
+    np.testing.assert_array_equal(disp.clipped_, [2])
+    assert disp.ax_.get_ylim()[0] == 0.75 and disp.annotations_ == []
+    with pytest.raises(ValueError, match="clip"):
+        ParetoDisplay([1], [0.5]).plot(clip="full")
+    with pytest.raises(ValueError, match="labels has"):
+        ParetoDisplay([1, 2], [0.5, 0.6], labels=["a"]).plot()
+    with pytest.raises(ValueError, match="chosen index"):
+        ParetoDisplay([1, 2], [0.5, 0.6], chosen=[2]).plot()
 
 
 def test_pareto_from_json_tolerant_layouts():

@@ -30,7 +30,7 @@ def _mlp(X, y, hidden=(32,)):
 def _sparse_cnn(X, y):
     cnn = CNNClassifier(conv_channels=(4, 8), max_iter=1, random_state=0).fit(X, y)
     pruned = MagnitudePruner(sparsity=0.9, n_steps=1, fine_tune_iter=0).prune(cnn, X, y)
-    return TilePruner(tile_sparsity=0.5, n_steps=1, fine_tune_iter=0).prune(
+    return TilePruner(tile_sparsity=0.5, n_steps=1, fine_tune_iter=0, regrow=False).prune(
         pruned, X, y, tile_shape=(4, 8))
 
 
@@ -114,8 +114,8 @@ def test_expand_masks_changes_only_masks(digits, kind):
     else:
         sparse = MagnitudePruner(sparsity=0.9, n_steps=1, fine_tune_iter=0).prune(
             _mlp(X, y), X, y)
-        est = TilePruner(tile_sparsity=0.5, n_steps=1, fine_tune_iter=0).prune(
-            sparse, X, y, tile_shape=(8, 8))
+        est = TilePruner(tile_sparsity=0.5, n_steps=1, fine_tune_iter=0,
+                         regrow=False).prune(sparse, X, y, tile_shape=(8, 8))
         shape = (8, 8)
     params = _params(est)
     masks = [layer.mask.copy() for layer in est.network_.weight_layers]

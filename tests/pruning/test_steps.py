@@ -57,7 +57,7 @@ def test_magnitude_pruner_sparsity(digits, scope):
 def test_tile_pruner_layer_fraction(digits, criterion):
     X, y = digits
     clf = _mlp(X, y, hidden=(64, 32))
-    step = TilePruner(tile_sparsity=0.5, criterion=criterion, fine_tune_iter=1)
+    step = TilePruner(tile_sparsity=0.5, criterion=criterion, scope="layer", fine_tune_iter=1)
     out = step.prune(clf, X, y, tile_shape=(8, 8))
     lay = TileLayout(out, (8, 8))
     for frac, lt in zip(step.unit_sparsity_, lay.layers):
@@ -118,7 +118,8 @@ def test_expander_never_adds_tiles(digits, tile_shape):
     X, y = digits
     clf = _mlp(X, y)
     pruned = MagnitudePruner(sparsity=0.9, fine_tune_iter=1).prune(clf, X, y)
-    tiled = TilePruner(tile_sparsity=0.6, fine_tune_iter=1).prune(pruned, X, y, tile_shape)
+    tiled = TilePruner(tile_sparsity=0.6, fine_tune_iter=1, regrow=False).prune(
+        pruned, X, y, tile_shape)
     step = Expander(fine_tune_iter=3)
     out = step.prune(tiled, X, y, tile_shape)
     before, after = TileLayout(tiled, tile_shape), TileLayout(out, tile_shape)
