@@ -17,7 +17,9 @@ budget-aware permutation), plus the permutation study: ``PPTE-tiles``
 (the original objective: fewest non-zero tiles of the magnitude-pruned
 network, permuted once), ``pT`` / ``pTE`` (budget-aware permutation inside
 the tile pruner, no magnitude pruning), ``pTE-in`` (also the input
-features).
+features), and ``default`` (``TilePruner(tile_sparsity=b)`` + ``Expander()``
+with every other parameter at its default, including the automatic
+fine-tuning length: not an equal-budget variant).
 
 Reported per network and variant: mean ± sd over seeds x draws of the
 validation-selected tiles, their test degradation and their tiles relative to
@@ -27,8 +29,10 @@ dense - tolerance (linear interpolation).
 
 Usage::
 
-    python benchmarks/pruning.py --out benchmarks/results/pruning.json   # full
-    python benchmarks/pruning.py --quick --out /tmp/quick.json         # smoke run
+    # full (about 30 minutes, one process): JSON with every record and the summary
+    OMP_NUM_THREADS=1 python benchmarks/pruning.py --out benchmarks/results/pruning.json
+    python benchmarks/pruning.py --quick --seeds 1 --draws 1 --out /tmp/quick.json  # smoke
+    python benchmarks/pruning.py --summarise benchmarks/results/pruning.json  # tables
 """
 
 import argparse
@@ -90,8 +94,8 @@ SPARSITY = {"mlp": 0.9, "ae": 0.8, "cnn": 0.8, "mlp16": 0.9}
 
 #: Tile budgets (tile_sparsity), the same for every variant; P uses SPARSITY_GRID.
 TILE_GRID = {"mlp": (0.85, 0.9, 0.93, 0.95, 0.97),
-             "ae": (0.5, 0.6, 0.7, 0.75, 0.8),
-             "cnn": (0.8, 0.85, 0.9, 0.95),
+             "ae": (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9),
+             "cnn": (0.8, 0.85, 0.9, 0.95, 0.97),
              "mlp16": (0.85, 0.9, 0.95, 0.97)}
 SPARSITY_GRID = (0.5, 0.7, 0.9, 0.95, 0.99)
 
@@ -328,18 +332,19 @@ def table(summary, reference="T"):
     lines = [".. list-table::", "   :header-rows: 1", "",
              "   * - network", "     - variant", "     - within budget",
              "     - tiles (val-selected)", "     - vs dense", f"     - vs {reference}",
-             "     - test degradation", "     - tiles on averaged curve"]
+             "     - test degradation", "     - tiles on averaged curve (test / val)"]
     for net, s in summary.items():
         lines += [f"   * - {net}", "     - dense", "     -", f"     - {_pm(s['dense_tiles'])}",
                   "     -", "     -", "     -", "     -"]
         for v, r in s["variants"].items():
-            cross = r["curve_tiles_test"]
+            cross = "/".join("-" if c is None else f"{c:.0f}"
+                             for c in (r["curve_tiles_test"], r["curve_tiles_val"]))
             lines += [f"   * - {net}", f"     - {v}", f"     - {r['n_within']}/{r['n_runs']}",
                       f"     - {_pm(r['tiles'])}",
                       f"     - {_pm(r['reduction_vs_dense'], '{:+.0f}%', -100)}",
                       f"     - {_pm(r[f'tiles_vs_{reference}'], '{:+.0f}%', 100)}",
                       f"     - {_pm(r['test_degradation'], '{:.1f}%', 100)}",
-                      "     - " + ("-" if cross is None else f"{cross:.0f}")]
+                      f"     - {cross}"]
     return "\n".join(lines)
 
 
@@ -397,6 +402,7 @@ def main(argv=None):
     tile_shape = tuple(int(v) for v in args.tile_shape.split("x"))
     memory = Memory(args.cache or tempfile.mkdtemp(prefix="skhepex-bench-"), verbose=0)
     seeds, draws = list(range(args.seeds)), list(range(args.draws))
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     t_start = time.time()
     records = []
     with threadpool_limits(limits=1):
@@ -404,7 +410,7 @@ def main(argv=None):
             variants = args.variants or DEFAULT_VARIANTS[net]
             records += fit_points(net, seeds, draws, variants, tile_shape, memory,
                                   quick=args.quick, log=lambda m: print(m, flush=True))
-            with open(args.out + ".partial", "w") as f:   # survives an interrupted run
+            with open(args.out + ".partial", "w") as f:   # until the run completes
                 json.dump({"records": records}, f)
     summary = summarise(records, args.tolerance)
     results = {"config": {"quick": args.quick, "tolerance": args.tolerance,
@@ -417,9 +423,10 @@ def main(argv=None):
                           "platform": platform.platform()},
                "summary": summary, "records": records,
                "seconds": time.time() - t_start}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=1)
+    if os.path.exists(args.out + ".partial"):
+        os.remove(args.out + ".partial")
     text = table(summary) + "\n\n" + curves_table(summary)
     if args.table:
         with open(args.table, "w") as f:

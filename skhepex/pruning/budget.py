@@ -15,7 +15,6 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.utils import check_random_state
 
-from ..tiling import TileLayout
 from ._base import n_to_drop
 
 __all__ = ["importance_matrices", "tile_mass", "unit_tile_mass", "keep_tiles",
