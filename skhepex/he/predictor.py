@@ -329,7 +329,7 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
             (autoencoders), as the plaintext estimator returns them.
         """
         return self._parts.inverse_target(
-            self.network_estimator_.output_head(self._raw(X), "predict"))
+            self._streamed(X, "predict"))
 
     @available_if(_network_has("predict_proba"))
     def predict_proba(self, X):
@@ -345,7 +345,7 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
         proba : ndarray of shape (n_samples, n_classes)
             Softmax of the decrypted logits (rows sum to one).
         """
-        return self.network_estimator_.output_head(self._raw(X), "predict_proba")
+        return self._streamed(X, "predict_proba")
 
     @available_if(_network_has("predict_log_proba"))
     def predict_log_proba(self, X):
@@ -361,7 +361,7 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
         log_proba : ndarray of shape (n_samples, n_classes)
             Log class probabilities.
         """
-        return self.network_estimator_.output_head(self._raw(X), "predict_log_proba")
+        return self._streamed(X, "predict_log_proba")
 
     @available_if(_network_has("decision_function"))
     def decision_function(self, X):
@@ -377,7 +377,7 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
         scores : ndarray of shape (n_samples, n_classes) or (n_samples,)
             Decrypted logits, or ``logit[1] - logit[0]`` for two classes.
         """
-        return self.network_estimator_.output_head(self._raw(X), "decision_function")
+        return self._streamed(X, "decision_function")
 
     @available_if(_network_has("transform"))
     def transform(self, X):
@@ -393,7 +393,7 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
         Z : ndarray of shape (n_samples, n_components)
             The decrypted representation.
         """
-        return self.network_estimator_.output_head(self._raw(X, "transform"), "transform")
+        return self._streamed(X, "transform")
 
     def score(self, X, y=None, sample_weight=None):
         """Score of the encrypted predictions.

@@ -167,18 +167,34 @@ class RequestMixin:
             yield out, res.stats, t_enc[i], t_dec, plan
         progress(None)
 
-    def _raw(self, X, which="predict"):
+    def _streamed(self, X, method="raw"):
+        """Encrypted ``method`` of X, block by block: memory bounded by a block.
+
+        ``method`` is an output-head method of the network (or ``"raw"``): it is
+        applied per round trip and written into the preallocated result.
+        """
         self._check_keys()
+        which = "transform" if method == "transform" else "predict"
         n = _num_samples(X)
-        raw = np.empty((n, self._plan(which).n_outputs))
+        head = self.network_estimator_.output_head
+        result = None if n else head(np.zeros((0, self._plan(which).n_outputs)),
+                                     "predict" if method == "raw" else method)
+        if method == "raw":
+            result = np.empty((n, self._plan(which).n_outputs))
         block = max(STREAM_BLOCK, self._plan(which).batch)
-        for lo in range(0, n, block):        # streamed: preprocessing and ciphertexts of
-            Xc = self._client_input(X[lo:lo + block])    # one block at a time in memory
+        for lo in range(0, n, block):        # preprocessing and ciphertexts of one block
+            Xc = self._client_input(X[lo:lo + block])
             pos = lo
             for out, *_ in self._round_trips(Xc, which, request_size=n):
-                raw[pos:pos + out.shape[0]] = out
-                pos += out.shape[0]
-        return raw
+                y = out if method == "raw" else head(out, method)
+                if result is None:
+                    result = np.empty((n,) + y.shape[1:], dtype=y.dtype)
+                result[pos:pos + y.shape[0]] = y
+                pos += y.shape[0]
+        return result
+
+    def _raw(self, X, which="predict"):
+        return self._streamed(X, "transform" if which == "transform" else "raw")
 
     def measure(self, X):
         """Run encrypted ``predict`` on ``X`` and return the report with measured times.
