@@ -86,10 +86,12 @@ def main():
     p.add_argument("--repeats", type=int, default=3, help="timed runs per setting")
     p.add_argument("--batches", type=int, default=4, help="full ciphertext batches")
     p.add_argument("--skip-grid", action="store_true", help="only the predict benchmark")
+    p.add_argument("--hidden", type=int, nargs="+", default=[128],
+                   help="hidden layer sizes of the predict benchmark's MLP")
     args = p.parse_args()
     warnings.filterwarnings("ignore")
     res = dict(cpu_count=os.cpu_count(), omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
-               predict=bench_predict(args.repeats, args.batches, (128,)))
+               predict=bench_predict(args.repeats, args.batches, tuple(args.hidden)))
     print(f"predict: n_jobs=1 {res['predict']['median_seconds'][1]:.2f} s, n_jobs=2 "
           f"{res['predict']['median_seconds'][2]:.2f} s -> {res['predict']['speedup']:.2f}x")
     if not args.skip_grid:
