@@ -641,6 +641,8 @@ def _f(v, fmt="{:.3g}"):
 
 
 def _layout_str(system, s):
+    if not s:
+        return "--"                   # not run
     if "layout" not in s:
         return "failed"
     lay, ck = s["layout"], s["ckks"]
