@@ -283,6 +283,15 @@ class NetworkMixin:
                 f"{type(self).__name__} offers no output {method!r}; output_head "
                 f"accepts {offered}.")
         raw = np.asarray(raw, dtype=np.float64)
+        if not np.all(np.isfinite(raw)):
+            raise ValueError(
+                f"{type(self).__name__} produced non-finite outputs (overflow): the inputs are "
+                f"far outside the range the network was trained on (training inputs span "
+                f"[{float(np.min(self.input_range_[0])):.3g}, "
+                f"{float(np.max(self.input_range_[1])):.3g}]); scale them like the training "
+                f"data" if getattr(self, "input_range_", None) is not None else
+                f"{type(self).__name__} produced non-finite outputs (overflow): the inputs are "
+                f"far outside the range the network was trained on")
         net = self.network_
         if method == "transform":
             width = (net.stages()[n_tr - 1].n_out if n_tr > 0

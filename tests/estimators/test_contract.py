@@ -329,3 +329,20 @@ def test_activation_registry():
         num = (Activation(name).forward(x + h) - Activation(name).forward(x - h)) / (2 * h)
         keep = np.abs(x) > 1e-3  # relu's kink
         np.testing.assert_allclose(act.backward(np.ones_like(x))[keep], num[keep], atol=1e-6)
+
+
+def test_huge_inputs_raise_a_clear_error():
+    import warnings
+
+    from sklearn.datasets import load_digits
+
+    from skhepex import MLPClassifier, MLPRegressor
+    X, y = load_digits(return_X_y=True)
+    X = X / 16
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, y)
+        reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, y)
+        for est, method in ((clf, "predict"), (clf, "predict_proba"), (reg, "predict")):
+            with pytest.raises(ValueError, match="far outside the range"):
+                getattr(est, method)(X[:3] * 1e300)
