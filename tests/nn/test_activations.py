@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 
 from skhepex.nn import Activation
+from nn_checks import ATOL, EPS, RTOL, num_grad
 
-EPS = 1e-6
-RTOL, ATOL = 1e-5, 1e-7
 
 POLY_CASES = [
     ("square", None),
@@ -15,20 +14,6 @@ POLY_CASES = [
     ("poly", (-0.3, 1.7, 0.4)),
 ]
 NON_POLY = ["relu", "tanh", "logistic"]
-
-
-def num_grad(f, arr, eps=EPS):
-    """Central-difference gradient of the scalar ``f()`` w.r.t. every entry of ``arr``."""
-    g = np.zeros(arr.shape)
-    for i in range(arr.size):
-        old = arr.flat[i]
-        arr.flat[i] = old + eps
-        fp = f()
-        arr.flat[i] = old - eps
-        fm = f()
-        arr.flat[i] = old
-        g.flat[i] = (fp - fm) / (2 * eps)
-    return g
 
 
 def sample(rng, shape, away_from_zero=False):

@@ -4,23 +4,8 @@ import numpy as np
 import pytest
 
 from skhepex.nn.losses import softmax, softmax_cross_entropy, squared_error
+from nn_checks import ATOL, EPS, RTOL, num_grad
 
-EPS = 1e-6
-RTOL, ATOL = 1e-5, 1e-7
-
-
-def num_grad(f, arr, eps=EPS):
-    """Central-difference gradient of the scalar ``f()`` w.r.t. every entry of ``arr``."""
-    g = np.zeros(arr.shape)
-    for i in range(arr.size):
-        old = arr.flat[i]
-        arr.flat[i] = old + eps
-        fp = f()
-        arr.flat[i] = old - eps
-        fm = f()
-        arr.flat[i] = old
-        g.flat[i] = (fp - fm) / (2 * eps)
-    return g
 
 
 def onehot(labels, k):

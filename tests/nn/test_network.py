@@ -6,9 +6,8 @@ import pytest
 
 from skhepex.nn import Activation, AvgPool2D, Conv2D, Dense, Flatten, Network
 from skhepex.nn.losses import softmax, softmax_cross_entropy, squared_error
+from nn_checks import ATOL, EPS, RTOL, num_grad
 
-EPS = 1e-6
-RTOL, ATOL = 1e-5, 1e-7
 N_COORDS = 6  # random coordinates checked per parameter array
 
 
@@ -56,15 +55,7 @@ def check_network_gradients(net, X, T, loss_fn, rng):
     for k, (p, g) in enumerate(zip(params, grads)):
         assert g.shape == p.shape
         idx = rng.choice(p.size, size=min(N_COORDS, p.size), replace=False)
-        num = np.empty(len(idx))
-        for j, i in enumerate(idx):
-            old = p.flat[i]
-            p.flat[i] = old + EPS
-            fp = loss()
-            p.flat[i] = old - EPS
-            fm = loss()
-            p.flat[i] = old
-            num[j] = (fp - fm) / (2 * EPS)
+        num = num_grad(loss, p, EPS, idx)
         np.testing.assert_allclose(g.flat[idx], num, rtol=RTOL, atol=ATOL,
                                    err_msg=f"parameter array #{k} of shape {p.shape}")
 
