@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from skhepex.nn import Activation
-from nn_checks import ATOL, EPS, RTOL, num_grad
+from nn_checks import ATOL, RTOL, num_grad
 
 
 POLY_CASES = [

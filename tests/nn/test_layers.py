@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from skhepex.nn import Activation, AvgPool2D, Conv2D, Dense, Flatten, Network
-from nn_checks import ATOL, EPS, RTOL, num_grad
+from nn_checks import ATOL, RTOL, num_grad
 
 
 

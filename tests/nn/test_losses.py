@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from skhepex.nn.losses import softmax, softmax_cross_entropy, squared_error
-from nn_checks import ATOL, EPS, RTOL, num_grad
+from nn_checks import ATOL, RTOL, num_grad
 
 
 
