@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-__all__ = ["PrecisionError", "interval_bounds", "output_bound", "decryptable_bound",
+__all__ = ["PrecisionError", "interval_bounds", "output_bound", "slot_bound", "decryptable_bound",
            "margin_bits_for", "widen_range", "SAFETY_BITS"]
 
 #: Bits of headroom kept above the bound (noise and rounding).
@@ -113,7 +113,27 @@ def output_bound(stages, lo, hi, tile_shape=(1, 1)):
     bound : float
         ``inf`` when the arithmetic overflows.
     """
-    last = interval_bounds(stages, lo, hi)[-1]
+    return slot_bound(interval_bounds(stages, lo, hi), stages, tile_shape)
+
+
+def slot_bound(records, stages, tile_shape):
+    """:func:`output_bound` from the records :func:`interval_bounds` returned.
+
+    Parameters
+    ----------
+    records : list of dict
+        ``interval_bounds(stages, lo, hi)``.
+    stages : list of dict
+        The same stage dicts.
+    tile_shape : (int, int)
+        Tile shape of the packing.
+
+    Returns
+    -------
+    bound : float
+        Largest magnitude of any slot of the decrypted ciphertexts.
+    """
+    last = records[-1]
     if stages[-1].get("orientation") == "WT" and int(tile_shape[0]) > 1:
         return max(last["out"], last["slot"])
     return last["out"]

@@ -76,6 +76,7 @@ class Client:
         self._ids = level_ids(self._sd)
         self.key_id = key_fingerprint(self.context)
         self._plan_ids = {}
+        self._zero = {}
 
     def plan_id(self, plan=None) -> str:
         """Fingerprint of ``plan`` (default: the main plan), cached.
@@ -290,10 +291,9 @@ class Client:
 
     def _zero_slots(self, plan):
         """Known slot values of all-zero inputs (sentinels), cached per plan."""
-        key = ("zero", id(plan))
-        if key not in self._plan_ids:
-            self._plan_ids[key] = (plan, zero_input_slots(plan))
-        return self._plan_ids[key][1]
+        if id(plan) not in self._zero:
+            self._zero[id(plan)] = (plan, zero_input_slots(plan))
+        return self._zero[id(plan)][1]
 
     def save_context(self) -> bytes:
         """The private context (secret key included) as TenSEAL bytes.

@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.preprocessing import MinMaxScaler
 
 from .bounds import (PrecisionError, decryptable_bound, interval_bounds, output_bound,
-                     widen_range)
+                     slot_bound, widen_range)
 
 __all__ = ["declared_input_range", "RangeGuard", "INPUT_RANGE_MARGIN", "MAX_INPUT_MAGNITUDE"]
 
@@ -93,6 +93,9 @@ class RangeGuard:
         Their CKKS parameters (the decryptable range).
     box : (ndarray, ndarray) or None
         Declared input box (encoded order).
+    bounds : dict, optional
+        Per plan, :func:`~skhepex.he.bounds.output_bound` of ``box`` when the
+        caller computed it already.
 
     Attributes
     ----------
@@ -102,13 +105,14 @@ class RangeGuard:
         Per plan: the bound of the declared box (``None`` without a box).
     """
 
-    def __init__(self, stages, tile_shape, params, box):
+    def __init__(self, stages, tile_shape, params, box, bounds=None):
         self.stages = stages
         self.tile_shape = tuple(tile_shape)
         self.limit = decryptable_bound(params)
         self.box = box
-        self.bounds = {k: (None if box is None else output_bound(st, *box, self.tile_shape))
-                       for k, st in stages.items()}
+        self.bounds = bounds if bounds is not None else {
+            k: (None if box is None else output_bound(st, *box, self.tile_shape))
+            for k, st in stages.items()}
 
     def request_box(self, X):
         """The box a request's inputs span, joined with the declared one.
@@ -156,7 +160,7 @@ class RangeGuard:
             return None
         lo, hi = self.request_box(X)
         rec = interval_bounds(stages, lo, hi)
-        bound = output_bound(stages, lo, hi, self.tile_shape)
+        bound = slot_bound(rec, stages, self.tile_shape)
         if not np.isfinite(bound) or float(np.max(np.abs(X))) > MAX_INPUT_MAGNITUDE:
             raise PrecisionError(
                 f"inputs up to |x| = {float(np.max(np.abs(X))):.3g} are too large for encrypted "

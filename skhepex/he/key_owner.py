@@ -64,7 +64,7 @@ class KeyOwnerMixin:
         extra = [self.transform_plan_] if self.transform_plan_ is not None else []
         self.client_ = Client(self.plan_, extra_plans=extra)
         self.server_ = self.client_.server_model(self.plan_, name="predict")
-        self._servers["predict"] = self.server_
+        self._servers[id(self.plan_)] = self.server_
 
     def rekey(self):
         """Generate fresh keys and a new server model (e.g. after unpickling).
@@ -105,9 +105,14 @@ class KeyOwnerMixin:
         return self.plan_
 
     def _server(self, which):
-        if which not in self._servers:
-            self._servers[which] = self.client_.server_model(self._plan(which), name=which)
-        return self._servers[which]
+        return self._server_for(self._plan(which), which)
+
+    def _server_for(self, plan, which):
+        """ServerModel of ``plan`` (fitted or request-sized), built once per plan."""
+        key = id(plan)
+        if key not in self._servers:
+            self._servers[key] = self.client_.server_model(plan, name=which)
+        return self._servers[key]
 
     @property
     def transform_server_(self):
@@ -272,7 +277,7 @@ class KeyOwnerMixin:
             raise ValueError("the key file's public key does not match its fingerprint")
         self.client_ = client
         self.server_ = client.server_model(self.plan_, name="predict")
-        self._servers, self._packages = {"predict": self.server_}, {}
+        self._servers, self._packages = {id(self.plan_): self.server_}, {}
         self._sized_plans = {}
         return self
 

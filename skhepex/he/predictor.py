@@ -290,10 +290,11 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
         k = net.n_transform_stages_
         plans = {"predict": stages, **({"transform": stages[:k]} if k else {})}
         kw = self._param_kw()
+        bounds = {k: (None if self.input_range_ is None else
+                      output_bound(st, *self.input_range_, self.tile_shape_))
+                  for k, st in plans.items()}
         if self.input_range_ is not None:
-            bound = max(output_bound(st, *self.input_range_, self.tile_shape_)
-                        for st in plans.values())
-            kw["margin_bits"] = margin_bits_for(bound)
+            kw["margin_bits"] = margin_bits_for(max(bounds.values()))
         self.params_ = resolve_params(required_depth(stages, self.tile_shape_),
                                       self.tile_shape_, **kw)
         self.plan_ = compile_stages(stages, self.tile_shape_, self.params_,
@@ -301,7 +302,8 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
         self.transform_plan_ = (compile_stages(stages[:k], self.tile_shape_, self.params_,
                                                encrypt_weights=self.encrypt_weights)
                                 if k else None)
-        self.guard_ = RangeGuard(plans, self.tile_shape_, self.params_, self.input_range_)
+        self.guard_ = RangeGuard(plans, self.tile_shape_, self.params_, self.input_range_,
+                                 bounds)
         self._setup_backend()
         simulate = self.mode == "simulate"
         self.report_ = HECostReport(self.plan_, unit_costs(self.params_, measure=not simulate),

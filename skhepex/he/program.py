@@ -29,6 +29,7 @@ and counts the ops per stage and level.
 """
 from __future__ import annotations
 
+import time
 from typing import Dict, List, Protocol
 
 __all__ = ["OPS", "Backend", "CountingBackend", "run_stage", "run_program"]
@@ -251,8 +252,6 @@ def run_program(stages, chunks, be, timer=None):
     outs : dict
         Live output chunks of the last stage.
     """
-    import time
-
     begin = getattr(be, "begin", None)
     for s_i, st in enumerate(stages):
         if begin is not None:

@@ -121,14 +121,6 @@ class RequestMixin:
             start = stop
         return out
 
-    def _server_for(self, plan, which):
-        if plan is self._plan(which):
-            return self._server(which)
-        key = id(plan)
-        if key not in self._servers:
-            self._servers[key] = self.client_.server_model(plan, name=which)
-        return self._servers[key]
-
     def _round_trips(self, X, which, request_size=None):
         """Yield (raw outputs, stats, encrypt s, decrypt s, plan) per round trip."""
         plan, guard = self._sized(which, X.shape[0] if request_size is None else request_size)

@@ -20,6 +20,7 @@ import struct
 
 import numpy as np
 
+from ..tiling import block_shape, check_tile_shape
 from .params import CKKSParams, validate_params
 from .plan import CompiledPlan, PtKey, RowPlan, StagePlan
 
@@ -195,8 +196,6 @@ def plan_to_payload(plan: CompiledPlan, drop_keys=(), drop_constants=False):
 
 def _stage_from(d, s_i, arrays, tile_shape, batch, prev):
     """One StagePlan from its header record (derived fields recomputed)."""
-    from ..tiling import block_shape
-
     orient = str(d["orientation"])
     if orient not in ("W", "WT") or (prev is not None and prev.orientation == orient):
         raise SerializationError(f"stage {s_i}: bad orientation {orient!r}")
@@ -252,8 +251,6 @@ def plan_from_payload(header: dict, arrays: dict) -> CompiledPlan:
     SerializationError
         Missing, mistyped or inconsistent fields.
     """
-    from ..tiling import check_tile_shape
-
     try:
         params = validate_params(CKKSParams.from_dict(header["params"]))
         tile_shape = check_tile_shape(header["tile_shape"])
