@@ -60,3 +60,14 @@ def fit_tiny_mlp(activation="square", hidden=(7,), seed=0, **kw):
         warnings.simplefilter("ignore")
         return MLPClassifier(hidden_layer_sizes=hidden, activation=activation, max_iter=5,
                              random_state=seed, **kw).fit(X, y), X
+
+
+def fit_digits_mlp(digits, hidden, max_iter):
+    """A square-activation ``MLPClassifier`` fitted (quietly) on the digits fixture's train split."""
+    from skhepex import MLPClassifier
+
+    X_train, _, y_train, _ = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return MLPClassifier(hidden_layer_sizes=hidden, max_iter=max_iter,
+                             random_state=0).fit(X_train, y_train)

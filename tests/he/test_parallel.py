@@ -1,11 +1,9 @@
 """Evaluation in worker processes: joblib loky and a dask.distributed LocalCluster."""
-import warnings
 
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
+from he_stages import fit_digits_mlp
 
-from skhepex import MLPClassifier
 from skhepex.he import HEPredictor
 from skhepex.he.parallel import evaluate_serialized, package_array
 
@@ -14,11 +12,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 @pytest.fixture(scope="module")
 def fitted(digits):
-    X_train, X_test, y_train, _ = digits
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=10,
-                            random_state=0).fit(X_train, y_train)
+    X_test = digits[1]
+    clf = fit_digits_mlp(digits, (8,), 10)
     he = HEPredictor(clf, prefit=True, tile_shape=(8, 8)).fit()
     X = np.vstack([X_test, X_test])[:64 * 3 + 5]        # 4 ciphertext batches
     return clf, he, X

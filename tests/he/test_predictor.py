@@ -1,6 +1,5 @@
 """HEPredictor: encrypted inference matches the plaintext estimators (N=8192 when it fits)."""
 import copy
-import io
 import json
 import pickle
 import warnings

@@ -5,13 +5,11 @@ import stat
 import subprocess
 import sys
 import textwrap
-import warnings
 
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
+from he_stages import fit_digits_mlp
 
-from skhepex import MLPClassifier
 from skhepex.he import HEPredictor, ServerModel
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -19,12 +17,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 @pytest.fixture(scope="module")
 def fitted(digits):
-    X_train, X_test, y_train, _ = digits
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf = MLPClassifier(hidden_layer_sizes=(12,), max_iter=10,
-                            random_state=0).fit(X_train, y_train)
-    return clf, HEPredictor(clf, prefit=True, tile_shape=(8, 8)).fit(), X_test[:20]
+    clf = fit_digits_mlp(digits, (12,), 10)
+    return clf, HEPredictor(clf, prefit=True, tile_shape=(8, 8)).fit(), digits[1][:20]
 
 
 def _run(code, cwd):

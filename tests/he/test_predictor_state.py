@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+from he_stages import fit_digits_mlp
 from sklearn.exceptions import ConvergenceWarning
 
 from skhepex import MLPClassifier, tile_report
@@ -15,11 +16,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 @pytest.fixture(scope="module")
 def clf(digits):
-    X_train, _, y_train, _ = digits
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return MLPClassifier(hidden_layer_sizes=(16,), max_iter=20,
-                             random_state=0).fit(X_train, y_train)
+    return fit_digits_mlp(digits, (16,), 20)
 
 
 def _state(est):
