@@ -43,6 +43,8 @@ import hashlib
 import json
 import struct
 import sys
+import time
+import tracemalloc
 
 import numpy as np
 
@@ -341,3 +343,18 @@ if __name__ == "__main__":    # pragma: no cover - run by test_wire.py in a subp
     args = ap.parse_args()
     summary = summarize(campaign(build_world(), args.n, args.seed))
     sys.stdout.write(json.dumps(summary) + "\n")
+
+
+def peak_memory(fn):
+    """(exception raised, peak traced bytes, seconds) of ``fn()``."""
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        fn()
+        exc = None
+    except Exception as e:          # noqa: BLE001
+        exc = e
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return exc, peak, time.perf_counter() - t0

@@ -2,12 +2,10 @@
 import hashlib
 import json
 import struct
-import time
-import tracemalloc
 
 import numpy as np
 import pytest
-from he_fuzz import reseal, split
+from he_fuzz import peak_memory, reseal, split
 from he_stages import SQ, make_stages, make_X
 
 from skhepex.he import PlainSimulator, compile_stages
@@ -90,18 +88,6 @@ def test_unpack_refuses_bad_containers():
     assert MAX_HEADER_BYTES <= 64 * MB
 
 
-def _peak(fn):
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    try:
-        fn()
-        exc = None
-    except Exception as e:          # noqa: BLE001
-        exc = e
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return exc, peak, time.perf_counter() - t0
 
 
 @pytest.mark.parametrize("dtype,shape", [("<f8", [10**9]), ("|u1", [10**12]),
@@ -111,7 +97,7 @@ def test_huge_array_claim_refused_before_allocating(dtype, shape):
     payload = np.random.default_rng(0).integers(0, 256, MB, dtype=np.uint8).tobytes()
     meta = {"kind": "Thing", "fields": {}, "arrays": [["a", dtype, shape]]}
     data = reseal(meta, payload)
-    exc, peak, secs = _peak(lambda: unpack(data, "Thing"))
+    exc, peak, secs = peak_memory(lambda: unpack(data, "Thing"))
     assert isinstance(exc, SerializationError) and "larger than the data" in str(exc)
     assert peak < 50 * MB and secs < 2, (peak, secs)
 
@@ -281,5 +267,5 @@ def test_header_parsing_memory_is_bounded():
     hdr = (b'{"kind": "T", "fields": {"index": [' + b"[]," * n
            + b'[]]}, "arrays": []}')
     data = reseal(hdr, b"")
-    exc, peak, _ = _peak(lambda: unpack(data, "T"))
+    exc, peak, _ = peak_memory(lambda: unpack(data, "T"))
     assert peak < 8 * len(data), (peak, len(data))

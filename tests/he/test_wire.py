@@ -6,14 +6,12 @@ default suite, 1000 in a subprocess with ``-m slow``.
 import json
 import subprocess
 import sys
-import time
-import tracemalloc
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-from he_fuzz import build_world, campaign, outcome, reseal, split, summarize
+from he_fuzz import build_world, campaign, outcome, peak_memory, reseal, split, summarize
 from he_stages import SQ, make_stages
 
 from skhepex.he import BindingError, EncryptedBatch, EncryptedResult, compile_stages
@@ -120,19 +118,6 @@ def test_bit_flips_refused(world, target):
         assert outcome(run, bytes(bad), world["expected"]) == "raised:SerializationError", off
 
 
-def _peak(fn):
-    """(exception raised, peak traced bytes, seconds) of ``fn()``."""
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    try:
-        fn()
-        exc = None
-    except Exception as e:          # noqa: BLE001
-        exc = e
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return exc, peak, time.perf_counter() - t0
 
 
 def test_huge_sample_count_refused_before_allocating(world):
@@ -145,7 +130,7 @@ def test_huge_sample_count_refused_before_allocating(world):
         meta["fields"]["n_samples"] = n
         crafted = reseal(meta, payload)
         for fn in (lambda: server.evaluate(crafted), lambda: server.load_batch(crafted)):
-            exc, peak, secs = _peak(fn)
+            exc, peak, secs = peak_memory(fn)
             assert isinstance(exc, SerializationError), (n, exc)
             assert peak < 50 * MB and secs < 5, (n, peak, secs)
 
@@ -159,7 +144,7 @@ def test_huge_index_refused_before_allocating(world):
     meta["fields"]["n_samples"] = n_batches * plan.batch
     crafted = reseal(meta, payload)
     assert len(crafted) < 3 * MB
-    exc, peak, secs = _peak(lambda: server.evaluate(crafted))
+    exc, peak, secs = peak_memory(lambda: server.evaluate(crafted))
     assert isinstance(exc, SerializationError) and "ciphertext 1_" in str(exc)
     assert peak < 50 * MB and secs < 5, (peak, secs)
 
@@ -171,7 +156,7 @@ def test_huge_ciphertext_array_claim_refused(world):
     for spec in (["0_0", "|u1", [10**9]], ["0_0", "<f8", [10**9]], ["big", "<f8", [10**9]]):
         meta2 = json.loads(json.dumps(meta))
         meta2["arrays"][0] = spec
-        exc, peak, secs = _peak(lambda: server.evaluate(reseal(meta2, payload)))
+        exc, peak, secs = peak_memory(lambda: server.evaluate(reseal(meta2, payload)))
         assert isinstance(exc, SerializationError), (spec, exc)
         assert peak < 50 * MB and secs < 5
 
