@@ -55,7 +55,7 @@ class KeyOwnerMixin:
     """Client-side methods of :class:`~skhepex.he.HEPredictor` (the key owner)."""
 
     def _setup_backend(self):
-        self._servers, self._packages, self._sized_plans = {}, {}, {}
+        self._servers, self._packages, self._sized_plans, self._clients = {}, {}, {}, {}
         self.client_ = self.server_ = None
         if self.mode == "simulate":
             return
@@ -107,11 +107,26 @@ class KeyOwnerMixin:
     def _server(self, which):
         return self._server_for(self._plan(which), which)
 
+    def _client_for(self, plan):
+        """The key set of ``plan``: ``client_`` for the fitted CKKS parameters.
+
+        A request-sized plan with parameters of its own gets its own keys,
+        generated on first use and kept in this process only (never saved:
+        the public encrypt/decrypt/save API works on the fitted plan).
+        """
+        if plan.params == self.client_.plan.params:
+            return self.client_
+        if plan.params not in self._clients:
+            from .client import Client
+
+            self._clients[plan.params] = Client(plan)
+        return self._clients[plan.params]
+
     def _server_for(self, plan, which):
         """ServerModel of ``plan`` (fitted or request-sized), built once per plan."""
         key = id(plan)
         if key not in self._servers:
-            self._servers[key] = self.client_.server_model(plan, name=which)
+            self._servers[key] = self._client_for(plan).server_model(plan, name=which)
         return self._servers[key]
 
     @property
@@ -278,7 +293,7 @@ class KeyOwnerMixin:
         self.client_ = client
         self.server_ = client.server_model(self.plan_, name="predict")
         self._servers, self._packages = {id(self.plan_): self.server_}, {}
-        self._sized_plans = {}
+        self._sized_plans, self._clients = {}, {}
         return self
 
     def save_server(self, path):
@@ -304,7 +319,7 @@ class KeyOwnerMixin:
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        for key in ("client_", "server_", "_servers", "_packages", "_sized_plans"):
+        for key in ("client_", "server_", "_servers", "_packages", "_sized_plans", "_clients"):
             state.pop(key, None)
         for key in ("plan_", "transform_plan_"):
             if key in state:    # compact, pickle-free form of the plan (one tile per vector)
@@ -320,6 +335,6 @@ class KeyOwnerMixin:
                 state[key] = None if data is None else plan_from_bytes(data)
         self.__dict__.update(state)
         if "plan_" in state:
-            self._servers, self._packages, self._sized_plans = {}, {}, {}
+            self._servers, self._packages, self._sized_plans, self._clients = {}, {}, {}, {}
             self.client_ = None
             self.server_ = None

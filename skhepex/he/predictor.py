@@ -21,13 +21,12 @@ from sklearn.utils.metaestimators import available_if
 from ..estimators import delegate_tags
 from ..estimators import get_network, get_tile_shape
 from ..tiling import check_tile_shape
-from .compiler import compile_stages, required_depth
+from .build import compile_packing
 from .costs import unit_costs
+from .guard import declared_input_range
 from .key_owner import KeyOwnerMixin
+from .params import check_security
 from .requests import RequestMixin
-from .bounds import margin_bits_for, output_bound
-from .guard import RangeGuard, declared_input_range
-from .params import check_security, resolve_params
 from .planner import resolve_tile_shape
 from .report import HECostReport
 from .stages import build_stages
@@ -288,22 +287,11 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
                                               input_range=self.input_range_)
         stages = build_stages(parts.holder, self.tile_shape_)
         k = net.n_transform_stages_
-        plans = {"predict": stages, **({"transform": stages[:k]} if k else {})}
-        kw = self._param_kw()
-        bounds = {k: (None if self.input_range_ is None else
-                      output_bound(st, *self.input_range_, self.tile_shape_))
-                  for k, st in plans.items()}
-        if self.input_range_ is not None:
-            kw["margin_bits"] = margin_bits_for(max(bounds.values()))
-        self.params_ = resolve_params(required_depth(stages, self.tile_shape_),
-                                      self.tile_shape_, **kw)
-        self.plan_ = compile_stages(stages, self.tile_shape_, self.params_,
-                                    encrypt_weights=self.encrypt_weights)
-        self.transform_plan_ = (compile_stages(stages[:k], self.tile_shape_, self.params_,
-                                               encrypt_weights=self.encrypt_weights)
-                                if k else None)
-        self.guard_ = RangeGuard(plans, self.tile_shape_, self.params_, self.input_range_,
-                                 bounds)
+        self.params_, plans, self.guard_ = compile_packing(
+            {"predict": stages, **({"transform": stages[:k]} if k else {})}, self.tile_shape_,
+            self._param_kw(), self.input_range_, self.encrypt_weights)
+        self.plan_ = plans["predict"]
+        self.transform_plan_ = plans.get("transform")
         self._setup_backend()
         simulate = self.mode == "simulate"
         self.report_ = HECostReport(self.plan_, unit_costs(self.params_, measure=not simulate),

@@ -1,12 +1,16 @@
 """Serving one request: the packing sized to it, round trips, processes, progress.
 
-With ``batch_size="auto"`` and ``tile_shape="auto"`` (the defaults; not for
-a model pruned for a tile shape) a request of ``n`` samples runs on the
-packing suited to ``n``: the fitted plan (``plan_``) is the throughput
-packing (full ciphertexts); a smaller request gets a plan chosen with the
+With ``batch_size="auto"`` and ``tile_shape="auto"`` (the defaults) a
+request of ``n`` samples runs on the packing suited to ``n``: the fitted plan
+(``plan_``) is the throughput packing (full ciphertexts; for a model pruned
+for a tile shape, that shape); a smaller request gets a plan chosen with the
 cost model for its *request-size class* (the power of two at or above ``n``),
 compiled on first use with the same CKKS parameters and keys, and cached.  A
-class keeps the fitted plan when that one is predicted to be as fast.
+class keeps the fitted plan when that one is predicted to be as fast.  The
+candidates are packed with the network's actual weights, so the tiles a
+pruned model emptied are skipped in every shape they are empty in.  A request
+larger than one batch is streamed in full batches and its tail goes on the
+packing sized to the tail.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.utils.validation import _num_samples
 
 from ..estimators import get_tile_shape
+from .build import compile_packing
 from .compiler import compile_stages
 from .guard import RangeGuard
 from .packing import has_static_sentinels
@@ -26,7 +31,11 @@ from .planner import choose_tile_shape
 from .simulator import PlainSimulator
 from .stages import build_stages
 
-__all__ = ["RequestMixin", "request_size_class", "STREAM_BLOCK"]
+__all__ = ["RequestMixin", "request_size_class", "STREAM_BLOCK", "OWN_KEYS_GAIN"]
+
+#: A request-sized packing that needs CKKS parameters (hence keys) of its own is
+#: chosen only if predicted faster than the best one on the fitted keys by this factor.
+OWN_KEYS_GAIN = 1.25
 
 #: Samples preprocessed and encrypted at a time by ``predict`` (memory is bounded
 #: by one block, whatever the request size).
@@ -75,35 +84,73 @@ class RequestMixin:
     def _sized(self, which, n):
         """(plan, guard) for a request of ``n`` samples (request-sized when auto)."""
         main = self._plan(which), self.guard_
-        if (self.batch_size != "auto" or self.mode == "simulate" or n >= main[0].batch
-                or not isinstance(self.tile_shape, str)
-                or get_tile_shape(self._parts.holder) is not None):
-            return main     # an explicit or pruned-for tile shape is packed as given
-        size = request_size_class(n)
+        if (self.batch_size != "auto" or self.mode == "simulate"
+                or not isinstance(self.tile_shape, str)):
+            return main     # an explicit tile shape or batch size is packed as given
+        # the fitted plan is the throughput packing, unless it is the shape the
+        # model was pruned for: then large requests are sized too (up to a full
+        # ciphertext of samples)
+        slots = self.params_.poly_modulus_degree // 2
+        carried = get_tile_shape(self._parts.holder) is not None
+        if n >= main[0].batch and not carried:
+            return main
+        size = min(request_size_class(n), slots) if carried else request_size_class(n)
         key = (which, size)
         if key not in self._sized_plans:
             self._sized_plans[key] = self._compile_sized(which, size, main)
         return self._sized_plans[key]
 
     def _compile_sized(self, which, size, main):
-        """Best packing for ``size`` samples with the fitted parameters and keys."""
+        """Best packing for ``size`` samples: fitted keys, or parameters of its own.
+
+        Candidates: the fitted plan, the best shape under the fitted CKKS
+        parameters (same keys), and the best shape with parameters of its own
+        (a second key set, generated on first use, kept in this process only);
+        the last must be :data:`OWN_KEYS_GAIN` times faster to be chosen.
+        """
         holder = self._parts.holder
         n_stages = len(main[0].stages)
-        kw = dict(param_kw=dict(poly_modulus_degree=self.params_.poly_modulus_degree,
-                                coeff_mod_bit_sizes=self.params_.coeff_mod_bit_sizes,
-                                scale_bits=self.params_.scale_bits),
-                  encrypt_weights=self.encrypt_weights, batch_size=size, measure=True,
-                  n_stages=n_stages)
-        shape, table = choose_tile_shape(holder, **kw)
-        rec = {r["tile_shape"]: r for r in table}
-        fitted = rec.get(tuple(self.tile_shape_))
-        total = lambda r: r["seconds_per_batch"] * -(-size // r["samples_per_batch"])  # noqa
-        if fitted is not None and total(fitted) <= total(rec[shape]):
+        common = dict(encrypt_weights=self.encrypt_weights, batch_size=size, measure=True,
+                      n_stages=n_stages)
+        fixed = dict(poly_modulus_degree=self.params_.poly_modulus_degree,
+                     coeff_mod_bit_sizes=self.params_.coeff_mod_bit_sizes,
+                     scale_bits=self.params_.scale_bits)
+
+        def total(r):
+            return r["seconds_per_batch"] * -(-size // r["samples_per_batch"])
+
+        options = []                                 # (seconds, rank, shape, own params)
+        try:
+            shape, table = choose_tile_shape(holder, param_kw=fixed, **common)
+            rec = {r["tile_shape"]: r for r in table}
+            options.append((total(rec[shape]), 1, shape, False))
+            if tuple(self.tile_shape_) in rec:
+                options.append((total(rec[tuple(self.tile_shape_)]), 0, None, False))
+        except ValueError:                           # no shape fits the fitted parameters
+            pass
+        if isinstance(self.coeff_mod_bit_sizes, str):  # parameters chosen by skhepex
+            shape, table = choose_tile_shape(holder, param_kw=self._param_kw(),
+                                             input_range=self.input_range_, **common)
+            rec = {r["tile_shape"]: r for r in table}
+            options.append((total(rec[shape]) * OWN_KEYS_GAIN, 2, shape, True))
+        if not options:
+            return main
+        _, _, shape, own = min(options)
+        if shape is None:
             return main
         stages = build_stages(holder, shape, n_stages)
-        plan = compile_stages(stages, shape, self.params_, encrypt_weights=self.encrypt_weights)
-        logger.info("request size %d: tile %s (fitted %s)", size, shape, self.tile_shape_)
-        return plan, RangeGuard({which: stages}, shape, self.params_, self.input_range_)
+        if own:
+            params, plans, guard = compile_packing({which: stages}, shape, self._param_kw(),
+                                                   self.input_range_, self.encrypt_weights)
+            plan = plans[which]
+        else:
+            plan = compile_stages(stages, shape, self.params_,
+                                  encrypt_weights=self.encrypt_weights)
+            guard = RangeGuard({which: stages}, shape, self.params_, self.input_range_)
+        logger.info("request size %d: tile %s, N=%d%s (fitted %s)", size, shape,
+                    plan.params.poly_modulus_degree, " (own keys)" if own else "",
+                    self.tile_shape_)
+        return plan, guard
 
     def _chunks(self, X, which, plan, guard):
         """(start, stop, bound) of every round trip (guard checks, sentinel room)."""
@@ -121,39 +168,73 @@ class RequestMixin:
             start = stop
         return out
 
-    def _round_trips(self, X, which, request_size=None):
+    def _segments(self, X, which, request_size, final=True):
+        """Round trips of ``X``: [(plan, guard, chunks)] and the rows they cover.
+
+        Full ciphertext batches go on the request's packing; the tail of a
+        request larger than one batch goes on the packing sized to the tail
+        (one sample after 4096 costs a one-sample plan, not a second full
+        batch).  With ``final=False`` (more rows follow) a partial tail is
+        left for the next call: the rows covered are returned.
+        """
+        plan, guard = self._sized(which, request_size)
+        chunks = self._chunks(X, which, plan, guard) if X.shape[0] else []
+        if self.mode == "simulate" or not chunks:
+            return [(plan, guard, chunks)], X.shape[0]
+        tail = chunks[-1]
+        if tail[1] - tail[0] >= plan.batch - 1:
+            return [(plan, guard, chunks)], X.shape[0]
+        if not final:
+            return [(plan, guard, chunks[:-1])], tail[0]
+        t_plan, t_guard = self._sized(which, tail[1] - tail[0])
+        if t_plan is plan:
+            return [(plan, guard, chunks)], X.shape[0]
+        t_chunks = [(a + tail[0], b + tail[0], bound) for a, b, bound in
+                    self._chunks(X[tail[0]:], which, t_plan, t_guard)]
+        return [(plan, guard, chunks[:-1]), (t_plan, t_guard, t_chunks)], X.shape[0]
+
+    def _round_trips(self, X, which, request_size=None, segments=None):
         """Yield (raw outputs, stats, encrypt s, decrypt s, plan) per round trip."""
-        plan, guard = self._sized(which, X.shape[0] if request_size is None else request_size)
-        if self.mode == "simulate":
-            bound = guard.check_request(X, which)
-            yield guard.check_result(PlainSimulator(plan).predict(X), bound), None, 0., 0., plan
-            return
-        chunks = self._chunks(X, which, plan, guard)
-        t_enc = []
+        if segments is None:
+            segments, _ = self._segments(
+                X, which, X.shape[0] if request_size is None else request_size)
+        for plan, guard, chunks in segments:
+            if not chunks:
+                continue
+            if self.mode == "simulate":
+                bound = guard.check_request(X, which)
+                yield (guard.check_result(PlainSimulator(plan).predict(X), bound),
+                       None, 0., 0., plan)
+            else:
+                yield from self._run_chunks(X, which, plan, guard, chunks)
+
+    def _run_chunks(self, X, which, plan, guard, chunks):
+        """Encrypt, evaluate (here or in worker processes) and decrypt ``chunks``."""
+        t_enc, client = [], self._client_for(plan)
 
         def encrypted():
             for start, stop, _ in chunks:
                 t0 = time.perf_counter()
-                enc = self.client_.encrypt(X[start:stop], plan)
+                enc = client.encrypt(X[start:stop], plan)
                 t_enc.append(time.perf_counter() - t0)
                 yield enc
 
         server = self._server_for(plan, which)
-        if effective_n_jobs(self.n_jobs) == 1:
+        if effective_n_jobs(self.n_jobs) == 1 or len(chunks) == 1:
             results = (server.evaluate(enc) for enc in encrypted())
         else:
             if id(plan) not in self._packages:
                 self._packages[id(plan)] = package_array(server)
             pkg, pkg_id = self._packages[id(plan)]
-            results = (self.client_.load_result(r, plan) for r in Parallel(
+            results = (client.load_result(r, plan) for r in Parallel(
                 n_jobs=self.n_jobs, return_as="generator", pre_dispatch="2*n_jobs")(
                 delayed(evaluate_serialized)(pkg, pkg_id, enc.serialize())
                 for enc in encrypted()))
-        progress = _progress(len(chunks), self.verbose, X.shape[0])
+        progress = _progress(len(chunks), self.verbose, chunks[-1][1] - chunks[0][0])
         for i, ((start, stop, bound), res) in enumerate(zip(chunks, results)):
             t0 = time.perf_counter()
             out = guard.check_result(
-                self.client_.decrypt(res, plan, n_samples=stop - start), bound)
+                client.decrypt(res, plan, n_samples=stop - start), bound)
             t_dec = time.perf_counter() - t0
             progress(stop - start)
             yield out, res.stats, t_enc[i], t_dec, plan
@@ -174,10 +255,14 @@ class RequestMixin:
         if method == "raw":
             result = np.empty((n, self._plan(which).n_outputs))
         block = max(STREAM_BLOCK, self._plan(which).batch)
+        pos, pending = 0, None
         for lo in range(0, n, block):        # preprocessing and ciphertexts of one block
             Xc = self._client_input(X[lo:lo + block])
-            pos = lo
-            for out, *_ in self._round_trips(Xc, which, request_size=n):
+            if pending is not None:          # rows of the last block's partial batch
+                Xc = np.concatenate([pending, Xc])
+            segments, used = self._segments(Xc, which, n, final=lo + block >= n)
+            pending = Xc[used:] if used < Xc.shape[0] else None
+            for out, *_ in self._round_trips(Xc, which, segments=segments):
                 y = out if method == "raw" else head(out, method)
                 if result is None:
                     result = np.empty((n,) + y.shape[1:], dtype=y.dtype)

@@ -4,13 +4,15 @@ import logging
 import time
 
 from sklearn.base import clone
-from sklearn.utils._param_validation import HasMethods
+from numbers import Integral
+
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import _BaseComposition, available_if
 from sklearn.utils.validation import check_is_fitted, check_memory
 
 from ..estimators import check_network, delegate_tags
 from ..tiling import check_tile_shape
-from .stages import apply_step, fit_dense
+from .stages import apply_step, fit_dense, stage_record
 
 __all__ = ["HEPEx"]
 
@@ -53,9 +55,22 @@ class HEPEx(_BaseComposition):
     steps : list of (str, step) tuples
         Named pruning steps, each an object with a ``prune(estimator, X, y,
         tile_shape)`` method, or ``"passthrough"`` / ``None`` to skip it.
-    tile_shape : tuple of int (t1, t2), default=(8, 8)
+    tile_shape : tuple of int (t1, t2) or "auto", default=(8, 8)
         Tile shape of the HE packing, given to every step (and read by
-        :func:`~skhepex.tile_report` and the HE predictor).
+        :func:`~skhepex.tile_report` and the HE predictor). ``"auto"``
+        chooses it after dense training, before any step, with the HE cost
+        model (:func:`skhepex.he.choose_tile_shape`, tabulated unit costs:
+        deterministic) for requests of ``request_size`` samples, so pruning
+        removes whole tiles of the packing the deployment will use. The
+        shape is the fastest one *for the dense network*: small requests
+        favour large tiles (one sample fills a ciphertext with weights),
+        which pruning empties less often than small ones, and throughput
+        favours ``(1, 1)`` tiles, where tile pruning is unstructured
+        pruning. Pass an explicit shape to prune at another granularity.
+    request_size : int or "auto", default="auto"
+        Samples per encrypted request the deployment expects, used only with
+        ``tile_shape="auto"``; ``"auto"`` means throughput (full
+        ciphertexts).
     memory : str, joblib.Memory or None, default=None
         Cache for the dense training and for every prefix of steps, keyed on
         the estimator's parameters, the steps' parameters, the tile shape and
@@ -77,6 +92,9 @@ class HEPEx(_BaseComposition):
         Non-zero weight tiles of the final network (weight ciphertexts).
     n_ciphertexts_dense_ : int
         Non-zero weight tiles of the dense network.
+    tile_shape_ : tuple of int (t1, t2)
+        The tile shape the steps pruned for (``tile_shape``, or the one
+        chosen when it is ``"auto"``).
     history_ : list of dict
         One record per stage ("dense" first, then every applied step), with
         keys ``name``, ``sparsity`` (weight sparsity), ``n_nonzero_tiles``,
@@ -107,15 +125,18 @@ class HEPEx(_BaseComposition):
     _parameter_constraints = {
         "estimator": [HasMethods(["fit"])],
         "steps": [list],
-        "tile_shape": [tuple, list],
+        "tile_shape": [tuple, list, StrOptions({"auto"})],
+        "request_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "memory": [None, str, HasMethods(["cache"])],
         "verbose": ["verbose"],
     }
 
-    def __init__(self, estimator, steps, *, tile_shape=(8, 8), memory=None, verbose=0):
+    def __init__(self, estimator, steps, *, tile_shape=(8, 8), request_size="auto",
+                 memory=None, verbose=0):
         self.estimator = estimator
         self.steps = steps
         self.tile_shape = tile_shape
+        self.request_size = request_size
         self.memory = memory
         self.verbose = verbose
 
@@ -184,10 +205,23 @@ class HEPEx(_BaseComposition):
 
         Returns
         -------
-        tile_shape : tuple of int (t1, t2)
-            ``tile_shape``, validated.
+        tile_shape : tuple of int (t1, t2) or None
+            ``tile_shape_`` once fitted, else ``tile_shape`` validated
+            (``None`` while ``"auto"`` is not resolved yet).
         """
-        return check_tile_shape(self.tile_shape)
+        if hasattr(self, "tile_shape_"):
+            return self.tile_shape_
+        return None if isinstance(self.tile_shape, str) else check_tile_shape(self.tile_shape)
+
+    def _auto_tile_shape(self, net):
+        """The cost model's tile shape for the dense ``net`` at ``request_size``."""
+        from ..he import choose_tile_shape  # HE planning: only needed for "auto"
+
+        batch = "auto" if self.request_size == "auto" else int(self.request_size)
+        shape, _ = choose_tile_shape(net, batch_size=batch, measure=False)
+        if self.verbose:
+            logger.info("[HEPEx] tile shape %s for requests of %s samples", shape, batch)
+        return tuple(int(t) for t in shape)
 
     # ---------------------------------------------------------------- fit
     def fit(self, X, y=None):
@@ -207,7 +241,8 @@ class HEPEx(_BaseComposition):
         """
         self._validate_params()
         self._validate_steps()
-        tile_shape = check_tile_shape(self.tile_shape)
+        auto = isinstance(self.tile_shape, str)
+        tile_shape = None if auto else check_tile_shape(self.tile_shape)
         check_network(self.estimator, fitted=False)  # before any training
         memory = check_memory(self.memory)
         cached_fit_dense = memory.cache(fit_dense)
@@ -216,6 +251,10 @@ class HEPEx(_BaseComposition):
         net, rec = cached_fit_dense(clone(self.estimator), X, y, tile_shape)
         check_network(net)
         self._log("dense training", t0)
+        if auto:
+            tile_shape = self._auto_tile_shape(net)
+            rec = stage_record("dense", net, X, y, tile_shape)
+        self.tile_shape_ = tile_shape
         self.dense_estimator_ = net
         history = [rec]
         steps_ = []

@@ -59,19 +59,23 @@ def fit_dense(estimator, X, y, tile_shape):
         Data ``HEPEx.fit`` received.
     y : array-like or None
         Targets ``HEPEx.fit`` received.
-    tile_shape : tuple of int (t1, t2)
-        Tile shape the record counts tiles with.
+    tile_shape : tuple of int (t1, t2) or None
+        Tile shape the record counts tiles with (``None``: not known yet,
+        ``HEPEx(tile_shape="auto")`` chooses it from the fitted network).
 
     Returns
     -------
     estimator : estimator
         ``estimator``, fitted.
-    record : dict
-        Its :func:`stage_record`, named ``"dense"``.
+    record : dict or None
+        Its :func:`stage_record`, named ``"dense"`` (``None`` without a
+        tile shape).
     """
     global N_DENSE_FITS
     N_DENSE_FITS += 1
     estimator.fit(X, y)
+    if tile_shape is None:
+        return estimator, None
     return estimator, stage_record("dense", estimator, X, y, tile_shape)
 
 

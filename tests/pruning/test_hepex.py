@@ -189,3 +189,40 @@ def test_hepex_rejects_foreign_estimator_and_bad_tiles():
     with pytest.raises(ValueError, match="powers of two"):
         HEPEx(MLPClassifier(hidden_layer_sizes=(4,), max_iter=2),
               steps=[("tiles", TilePruner())], tile_shape=(3, 8)).fit(X, y)
+
+
+def test_auto_tile_shape_is_chosen_for_the_request_size(digits):
+    """``tile_shape="auto"`` prunes at the shape the cost model picks for the deployment."""
+    from skhepex.estimators import get_tile_shape
+    from skhepex.he import HEPredictor, choose_tile_shape
+
+    X, y = digits
+    shapes = {}
+    for size in (1, "auto"):
+        h = HEPEx(MLPClassifier(hidden_layer_sizes=(32,), max_iter=10, random_state=0),
+                  [("tiles", TilePruner(tile_sparsity=0.5, n_steps=1, fine_tune_iter=FT))],
+                  tile_shape="auto", request_size=size).fit(X, y)
+        want = choose_tile_shape(h.dense_estimator_, batch_size=1 if size == 1 else "auto",
+                                 measure=False)[0]
+        assert h.tile_shape_ == tuple(want)
+        assert get_tile_shape(h) == h.tile_shape_
+        report = tile_report(h)
+        assert report.tile_shape == h.tile_shape_
+        assert h.n_ciphertexts_ == report.n_nonzero_tiles < h.n_ciphertexts_dense_
+        assert h.history_[0]["n_tiles"] == report.n_tiles
+        assert HEPredictor(h, prefit=True, mode="simulate").fit().tile_shape_ == h.tile_shape_
+        shapes[size] = h.tile_shape_
+    # one sample fills a ciphertext with weights; throughput packs one sample per slot
+    assert shapes["auto"] == (1, 1)
+    assert shapes[1][0] * shapes[1][1] > 1
+    unfitted = HEPEx(MLPClassifier(), [("tiles", TilePruner())], tile_shape="auto")
+    assert get_tile_shape(unfitted) is None
+
+
+@pytest.mark.parametrize("bad", [dict(request_size=0), dict(request_size="big"),
+                                 dict(tile_shape="fast")])
+def test_auto_tile_shape_rejects_bad_parameters(digits, bad):
+    X, y = digits
+    with pytest.raises(ValueError):
+        HEPEx(MLPClassifier(hidden_layer_sizes=(4,), max_iter=2),
+              [("tiles", TilePruner())], **bad).fit(X, y)
