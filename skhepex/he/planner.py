@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from ..estimators import get_tile_shape
 from ..tiling import TileLayout, block_shape, check_tile_shape, layer_orientation
@@ -11,14 +12,39 @@ from .costs import client_latency, memory_estimate, predict_latency, unit_costs
 from .params import resolve_params
 from .stages import build_stages
 
-__all__ = ["choose_tile_shape", "evaluate_tile_shape", "resolve_tile_shape",
+__all__ = ["choose_tile_shape", "evaluate_tile_shape", "resolve_tile_shape", "memory_budget",
            "AUTO_MAX_TILE_SLOTS", "MAX_AUTO_MEMORY", "MAX_AUTO_TILES",
            "AUTO_TILE_SIDES", "AUTO_LATENCY_TOLERANCE"]
 
 logger = logging.getLogger("skhepex")
 
-#: Largest packed model + keys (bytes) the automatic tile-shape choice accepts.
-MAX_AUTO_MEMORY = 1 << 30
+#: Largest packed model + keys (bytes) the automatic tile-shape choice accepts
+#: by default: a quarter of the machine's physical memory, at most 8 GiB (1 GiB
+#: when the physical memory is unknown).  ``HEPredictor(max_memory=...)`` overrides it.
+MAX_AUTO_MEMORY = 8 << 30
+
+
+def memory_budget(max_memory="auto"):
+    """Byte budget of a packed model + keys for the automatic tile-shape choice.
+
+    Parameters
+    ----------
+    max_memory : int or "auto", default="auto"
+        Explicit budget in bytes, or ``"auto"``: a quarter of the physical
+        memory, at most :data:`MAX_AUTO_MEMORY` (1 GiB if unknown).
+
+    Returns
+    -------
+    budget : int
+        Bytes.
+    """
+    if max_memory != "auto":
+        return int(max_memory)
+    try:
+        phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):   # not POSIX
+        return 1 << 30
+    return int(min(phys // 4, MAX_AUTO_MEMORY))
 #: Largest number of weight tiles (plaintexts) the automatic choice considers
 #: (bounds the time of the symbolic packing).
 MAX_AUTO_TILES = 65536
@@ -94,7 +120,7 @@ def evaluate_tile_shape(estimator, tile_shape, *, param_kw=None, encrypt_weights
 
 
 def choose_tile_shape(estimator, *, param_kw=None, encrypt_weights=False, batch_size="auto",
-                      candidates=None, max_memory=MAX_AUTO_MEMORY, max_tiles=MAX_AUTO_TILES,
+                      candidates=None, max_memory="auto", max_tiles=MAX_AUTO_TILES,
                       measure=True, input_range=None, n_stages=None):
     """Choose the tile shape with the lowest predicted latency per sample.
 
@@ -121,8 +147,8 @@ def choose_tile_shape(estimator, *, param_kw=None, encrypt_weights=False, batch_
         Samples expected per request.
     candidates : list of (int, int), optional
         Shapes to compare instead of the default grid.
-    max_memory : int
-        Byte budget of packed model + keys.
+    max_memory : int or "auto", default="auto"
+        Byte budget of packed model + keys (see :func:`memory_budget`).
     max_tiles : int
         Skip shapes with more weight tiles.
     measure : bool, default=True
@@ -145,6 +171,7 @@ def choose_tile_shape(estimator, *, param_kw=None, encrypt_weights=False, batch_
     if candidates is None:
         candidates = [(a, b) for a in AUTO_TILE_SIDES for b in AUTO_TILE_SIDES
                       if a * b <= AUTO_MAX_TILE_SLOTS]
+    max_memory = memory_budget(max_memory)
     table, best, errors = [], [], []
     for shape in candidates:
         if _n_tiles(shapes, shape) > max_tiles:

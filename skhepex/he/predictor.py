@@ -94,13 +94,17 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
         against the server): products become ciphertext x ciphertext.  The
         tile sparsity pattern, masks and activation coefficients stay visible.
     batch_size : int or "auto", default="auto"
-        ``"auto"``: with ``tile_shape="auto"`` and a model not pruned for a
-        tile shape, every request runs on a packing sized to it: the fitted
-        plan (``plan_``, full ciphertexts, i.e. throughput) for large
-        requests, and for a smaller one the packing the cost model prefers
-        for its request-size class (the power of two at or above its size),
-        compiled on first use with the same parameters and keys (see
-        :mod:`skhepex.he.requests`); round trips are one ciphertext batch.
+        ``"auto"``: with ``tile_shape="auto"``, every request runs on a
+        packing sized to it: the fitted plan (``plan_``, full ciphertexts,
+        i.e. throughput) for large requests, and for a smaller one the
+        packing the cost model prefers for its request-size class (the power
+        of two at or above its size), compiled on first use, with the fitted
+        parameters and keys or, when it is predicted much faster, parameters
+        and keys of its own (kept in this process only); a model pruned for
+        a tile shape is packed with that shape at fit and sized the same way
+        for every request (see :mod:`skhepex.he.requests`).  Round trips
+        are one ciphertext batch; the tail of a large request goes on the
+        packing sized to the tail.
         An int ``B``: the automatic tile shape is optimised for ``B``
         samples per request, and ``B`` samples are sent per round trip.
     n_jobs : int or None, default=None
@@ -126,6 +130,11 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
         decrypted values above their bound raise
         :class:`~skhepex.he.bounds.PrecisionError`: never a wrapped value.
         ``None`` declares no box (default headroom; the checks still apply).
+    max_memory : int or "auto", default="auto"
+        Byte budget of a packed model + keys for the automatic tile shape
+        (larger tiles for small requests and more samples per ciphertext for
+        large ones need more plaintexts); ``"auto"``: a quarter of the
+        physical memory, at most 8 GiB (:func:`~skhepex.he.planner.memory_budget`).
     verbose : int, default=0
         Log progress (``logging``, logger ``"skhepex"``).
 
@@ -189,13 +198,14 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
         "n_jobs": [None, Integral],
         "mode": [StrOptions({"encrypted", "simulate"})],
         "input_range": [StrOptions({"auto"}), None, tuple, list],
+        "max_memory": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "verbose": ["verbose"],
     }
 
     def __init__(self, estimator, *, prefit=False, tile_shape="auto",
                  poly_modulus_degree="auto", coeff_mod_bit_sizes="auto", scale_bits="auto",
                  security_level=128, encrypt_weights=False, batch_size="auto", n_jobs=None,
-                 mode="encrypted", input_range="auto", verbose=0):
+                 mode="encrypted", input_range="auto", max_memory="auto", verbose=0):
         self.estimator = estimator
         self.prefit = prefit
         self.tile_shape = tile_shape
@@ -208,6 +218,7 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
         self.n_jobs = n_jobs
         self.mode = mode
         self.input_range = input_range
+        self.max_memory = max_memory
         self.verbose = verbose
 
     # -------------------------------------------------------------- protocol
@@ -284,7 +295,8 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
                                               encrypt_weights=self.encrypt_weights,
                                               batch_size=self.batch_size,
                                               measure=self.mode != "simulate",
-                                              input_range=self.input_range_)
+                                              input_range=self.input_range_,
+                                              max_memory=self.max_memory)
         stages = build_stages(parts.holder, self.tile_shape_)
         k = net.n_transform_stages_
         self.params_, plans, self.guard_ = compile_packing(

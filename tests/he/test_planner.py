@@ -6,8 +6,9 @@ from he_stages import fit_tiny_mlp
 
 from skhepex.he.costs import (client_latency, memory_estimate, predict_latency,
                               tabulated_unit_costs)
-from skhepex.he.planner import (AUTO_LATENCY_TOLERANCE, AUTO_MAX_TILE_SLOTS, choose_tile_shape,
-                                evaluate_tile_shape, resolve_tile_shape)
+from skhepex.he.planner import (AUTO_LATENCY_TOLERANCE, AUTO_MAX_TILE_SLOTS, MAX_AUTO_MEMORY,
+                                choose_tile_shape, evaluate_tile_shape, memory_budget,
+                                resolve_tile_shape)
 
 CANDIDATES = [(1, 1), (2, 4), (4, 8), (8, 8), (16, 16)]
 
@@ -63,6 +64,19 @@ def test_memory_budget_and_tile_limit(est):
     assert shape == min(table, key=lambda r: r["memory_bytes"])["tile_shape"]
     shape, table = choose_tile_shape(est, candidates=CANDIDATES, measure=False, max_tiles=2)
     assert {r["tile_shape"] for r in table} == {(16, 16)} and shape == (16, 16)
+
+
+def test_memory_budget_default_and_predictor_parameter(est):
+    """The default budget follows the machine (a quarter of RAM, capped); explicit wins."""
+    from skhepex.he import HEPredictor
+
+    assert 0 < memory_budget() <= MAX_AUTO_MEMORY
+    assert memory_budget(12345) == 12345
+    tight = HEPredictor(est, prefit=True, mode="simulate", max_memory=1).fit()
+    _, table = choose_tile_shape(est, measure=False)
+    assert tight.tile_shape_ == min(table, key=lambda r: r["memory_bytes"])["tile_shape"]
+    with pytest.raises(ValueError, match="max_memory"):
+        HEPredictor(est, prefit=True, mode="simulate", max_memory=0).fit()
 
 
 def test_no_candidate_fits_explicit_params(est):
