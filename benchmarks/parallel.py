@@ -5,7 +5,7 @@ Run by hand (never by CI)::
     OMP_NUM_THREADS=1 python benchmarks/parallel.py --out benchmarks/results/parallel.json
 
 * ``HEPredictor(n_jobs=k).predict`` on a request of 4 full ciphertext batches
-  (``--batches``): alternating k=1 / k=2 runs after a warm-up, median of
+  (``--batches``) of the default (throughput) packing, or of ``--tile-shape``: alternating k=1 / k=2 runs after a warm-up, median of
   ``--repeats``; the speedup is the ratio of medians.
 * ``GridSearchCV(HEPEx, n_jobs=k)`` with a ``joblib.Memory`` cache: the same
   alternation (each run with a fresh cache).
@@ -27,7 +27,7 @@ def _time(fn):
     return time.perf_counter() - t0
 
 
-def bench_predict(repeats, batches, hidden):
+def bench_predict(repeats, batches, hidden, tile_shape="auto"):
     from sklearn.datasets import load_digits
     from skhepex import MLPClassifier
     from skhepex.he import HEPredictor
@@ -35,7 +35,7 @@ def bench_predict(repeats, batches, hidden):
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
     clf = MLPClassifier(hidden_layer_sizes=hidden, max_iter=50, random_state=0).fit(X, y)
-    he = HEPredictor(clf, prefit=True, tile_shape=(8, 8)).fit()
+    he = HEPredictor(clf, prefit=True, tile_shape=tile_shape).fit()
     n = he.plan_.batch * batches
     Xs = np.resize(X, (n, X.shape[1]))
     times = {1: [], 2: []}
@@ -46,7 +46,9 @@ def bench_predict(repeats, batches, hidden):
             he.set_params(n_jobs=k)
             times[k].append(_time(lambda: he.predict(Xs)))
     med = {k: statistics.median(v) for k, v in times.items()}
-    return dict(network=f"64-{'-'.join(map(str, hidden))}-10", tile_shape=[8, 8],
+    trips = sum(1 for _ in he._round_trips(he._client_input(Xs), "predict"))
+    return dict(network=f"64-{'-'.join(map(str, hidden))}-10",
+                tile_shape=list(he.tile_shape_), n_round_trips=trips,
                 n_samples=n, n_ciphertext_batches=batches, seconds=times,
                 median_seconds=med, speedup=med[1] / med[2])
 
@@ -88,10 +90,14 @@ def main():
     p.add_argument("--skip-grid", action="store_true", help="only the predict benchmark")
     p.add_argument("--hidden", type=int, nargs="+", default=[128],
                    help="hidden layer sizes of the predict benchmark's MLP")
+    p.add_argument("--tile-shape", type=int, nargs=2, default=None,
+                   help="explicit tile shape (default: the automatic throughput packing)")
     args = p.parse_args()
     warnings.filterwarnings("ignore")
     res = dict(cpu_count=os.cpu_count(), omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
-               predict=bench_predict(args.repeats, args.batches, tuple(args.hidden)))
+               predict=bench_predict(args.repeats, args.batches, tuple(args.hidden),
+                                     "auto" if args.tile_shape is None
+                                     else tuple(args.tile_shape)))
     print(f"predict: n_jobs=1 {res['predict']['median_seconds'][1]:.2f} s, n_jobs=2 "
           f"{res['predict']['median_seconds'][2]:.2f} s -> {res['predict']['speedup']:.2f}x")
     if not args.skip_grid:

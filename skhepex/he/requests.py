@@ -254,7 +254,9 @@ class RequestMixin:
                                      "predict" if method == "raw" else method)
         if method == "raw":
             result = np.empty((n, self._plan(which).n_outputs))
-        block = max(STREAM_BLOCK, self._plan(which).batch)
+        # a block feeds every worker twice: batches run in parallel within a block
+        jobs = 1 if self.mode == "simulate" else effective_n_jobs(self.n_jobs)
+        block = max(STREAM_BLOCK, self._plan(which).batch) * (2 * jobs if jobs > 1 else 1)
         pos, pending = 0, None
         for lo in range(0, n, block):        # preprocessing and ciphertexts of one block
             Xc = self._client_input(X[lo:lo + block])
@@ -290,7 +292,8 @@ class RequestMixin:
         report : HECostReport
             The cost report of the packing the request ran on (``report_``
             for the fitted one), with measured seconds per layer and per
-            sample, and client-side encryption/decryption times.
+            sample, and client-side encryption/decryption times, summed over
+            every round trip (a tail run on a smaller packing included).
         """
         from .costs import unit_costs
         from .report import HECostReport
@@ -301,11 +304,13 @@ class RequestMixin:
         Xc = self._client_input(X)
         seconds = np.zeros(len(self.plan_.stages))
         t_enc = t_dec = 0.0
-        n_batches, plan = 0, self.plan_
+        n_batches, plans = 0, []
         for _, stats, te, td, plan in self._round_trips(Xc, "predict"):
+            plans.append(plan)
             seconds += stats["stage_seconds"]
             n_batches += stats["n_batches"]
             t_enc, t_dec = t_enc + te, t_dec + td
+        plan = plans[0] if plans else self.plan_     # the request's packing (not its tail's)
         report = self.report_ if plan is self.plan_ else \
             HECostReport(plan, unit_costs(plan.params), "measured")
         return report.with_measurement(list(seconds), Xc.shape[0], n_batches, t_enc, t_dec)

@@ -20,6 +20,12 @@ __all__ = ["save_seal", "load_seal", "level_ids", "make_context", "galois_elemen
            "ScalarPlain", "encode_vector", "encode_plaintexts", "check_plan_context"]
 
 
+#: Directory of the short-lived files SEAL's path-only ``save``/``load`` bindings
+#: need: memory-backed ``/dev/shm`` when writable (only public objects --
+#: ciphertexts, public and Galois keys -- pass through), else the default.
+SEAL_TMP_DIR = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+
+
 def save_seal(obj) -> bytes:
     """Bytes of a SEAL object (ciphertext, Galois keys, ...) in SEAL's own format.
 
@@ -31,7 +37,7 @@ def save_seal(obj) -> bytes:
     -------
     data : bytes
     """
-    fd, path = tempfile.mkstemp(prefix="skhepex_")
+    fd, path = tempfile.mkstemp(prefix="skhepex_", dir=SEAL_TMP_DIR)
     os.close(fd)
     try:
         obj.save(path)
@@ -54,7 +60,7 @@ def load_seal(obj, seal_ctx, data):
     -------
     obj
     """
-    fd, path = tempfile.mkstemp(prefix="skhepex_")
+    fd, path = tempfile.mkstemp(prefix="skhepex_", dir=SEAL_TMP_DIR)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(bytes(data))
