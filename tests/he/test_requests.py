@@ -35,7 +35,7 @@ def test_request_size_class():
     assert [request_size_class(n) for n in (1, 2, 3, 64, 65, 4096)] == [1, 2, 4, 64, 128, 4096]
 
 
-@pytest.mark.parametrize("kind", ["mlp", "mlp_pruned", "ae", "cnn"])
+@pytest.mark.parametrize("kind", ["mlp", "mlp_pruned", "hepex", "ae", "cnn"])
 def test_every_request_size_matches_plaintext(digits, kind):
     X_train, X_test, y_train, _ = digits
     if kind == "ae":
@@ -43,6 +43,14 @@ def test_every_request_size_matches_plaintext(digits, kind):
         ref, method = est.predict, "predict"
     elif kind == "cnn":
         est = _fit(CNNClassifier(conv_channels=(2,), max_iter=5, random_state=0),
+                   X_train, y_train)
+        ref, method = est.decision_function, "decision_function"
+    elif kind == "hepex":                # pruned for 8x8 tiles (carries its tile shape)
+        from skhepex import HEPEx, TilePruner
+
+        est = _fit(HEPEx(MLPClassifier(hidden_layer_sizes=(16,), max_iter=20, random_state=0),
+                         [("tiles", TilePruner(tile_sparsity=0.5, n_steps=1,
+                                               fine_tune_iter=2))], tile_shape=(8, 8)),
                    X_train, y_train)
         ref, method = est.decision_function, "decision_function"
     else:
