@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
@@ -160,8 +160,10 @@ def test_hepex_wrapper_protocol(digits):
     assert h.__skhepex_network__() is h.estimator_
     assert get_network(h) is h.estimator_
     assert get_network(make_pipeline(h)) is h.estimator_
+    # fitted: the shape it was pruned for, whatever the parameter says now
+    assert h.set_params(tile_shape=(8, 8)).__skhepex_tile_shape__() == (4, 8)
     with pytest.raises(ValueError, match="powers of two"):
-        h.set_params(tile_shape=(3, 8)).__skhepex_tile_shape__()
+        clone(h).set_params(tile_shape=(3, 8)).__skhepex_tile_shape__()
 
 
 class _LooksLikeANetwork(ClassifierMixin, BaseEstimator):

@@ -210,3 +210,34 @@ def test_tile_pruner_keeps_outputs_connected(digits):
                      fine_tune_iter=2).prune(clf, X, y, tile_shape=(8, 8))
     last = TileLayout(out, (8, 8)).layers[-1]
     assert last.tile_mask.any(axis=1).all()
+
+
+@pytest.mark.parametrize("make", [
+    lambda X, y: (MLPClassifier(hidden_layer_sizes=(64, 32), max_iter=20,
+                                random_state=0).fit(X, y), y),
+    lambda X, y: (Autoencoder(hidden_layer_sizes=(32, 16, 32), max_iter=30,
+                              random_state=0).fit(X), None),
+    lambda X, y: (CNNClassifier(conv_channels=(4, 8), max_iter=1, random_state=0).fit(X, y), y),
+])
+def test_tile_pruner_reconstruct(digits, make):
+    # refitting the kept weights to the unpruned layer outputs changes no tile and
+    # leaves the pruned network closer to the dense one before any fine-tuning
+    X, y = digits
+    est, target = make(X, y)
+    outs = {}
+    for rec in (False, True):
+        step = TilePruner(tile_sparsity=0.7, n_steps=1, fine_tune_iter=0, reconstruct=rec,
+                          random_state=0)
+        outs[rec] = step.prune(est, X, target, tile_shape=(8, 8))
+    tiles = [TileLayout(o, (8, 8)) for o in outs.values()]
+    assert tiles[0].n_nonzero_tiles == tiles[1].n_nonzero_tiles
+    for lt0, lt1 in zip(tiles[0].layers, tiles[1].layers):
+        assert not np.any(lt1.tile_mask & ~lt0.tile_mask)
+    for layer in outs[True].network_.weight_layers:
+        assert not np.any(layer.W[~layer.mask])
+    ref = est.predict_proba(X) if target is not None else est.predict(X)
+    err = {rec: np.mean(((o.predict_proba(X) if target is not None else o.predict(X))
+                         - ref) ** 2) for rec, o in outs.items()}
+    if est.network_.weight_layers[0].kind == "dense":
+        assert err[True] < err[False]
+    assert np.isfinite(err[True])
