@@ -679,6 +679,28 @@ HEADER = ["network", "variant", "B",
           "err ours", "err HEl", "layout ours", "layout HEl"]
 
 
+def merge_results(path, new_path, reason):
+    """Replace the cells of the results file ``path`` by those of a partial re-run."""
+    with open(path) as fh:
+        result = json.load(fh)
+    with open(new_path) as fh:
+        new = json.load(fh)
+    fresh = {(c["network"], c["variant"], c["batch"]): c for c in new["cells"]}
+    result["cells"] = [dict(fresh[k], rerun=new["started"]) if k in fresh else c
+                       for c in result["cells"]
+                       for k in [(c["network"], c["variant"], c["batch"])]]
+    result.setdefault("reruns", []).append(dict(
+        started=new["started"], total_s=new.get("total_s"), args=new.get("args"),
+        cells=[list(k) for k in fresh], reason=reason))
+    for name, info in new.get("networks", {}).items():
+        old = result["networks"].setdefault(name, {})
+        for k, v in info.items():
+            old[k] = ({**old[k], **v} if isinstance(v, dict) and isinstance(old.get(k), dict)
+                      else v)
+    with open(path, "w") as fh:
+        json.dump(result, fh, indent=1)
+
+
 def render_table(result):
     rows = table_rows(result)
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
@@ -833,6 +855,13 @@ def render_rst(result, json_path):
         f"   python benchmarks/vs_helayers.py --out {json_path}",
         f"   python benchmarks/vs_helayers.py --render {json_path} --rst docs/vs_helayers.rst",
         "",
+    ]
+    for rerun in result.get("reruns", []):   # cells replaced by a later run (merged JSON)
+        lines += [
+            f"Re-run of {rerun['started']} ({(rerun.get('total_s') or 0) / 60:.0f} min): "
+            + ", ".join(f"{n} {v} B={b}" for n, v, b in rerun["cells"])
+            + f" -- {rerun['reason']}.", ""]
+    lines += [
         "Wall time and accuracy", "----------------------", "",
     ] + _csv_table(["network", "variant", "B", "e2e ours", "e2e HElayers", "ratio",
                     "server ours", "server HElayers", "ratio", "err ours", "err HElayers"],
@@ -890,6 +919,9 @@ def parse_args(argv=None):
     ap.add_argument("--notes", default=None,
                     help="with --render: JSON list of observations appended to the page "
                          "(default: <results>_notes.json when it exists)")
+    ap.add_argument("--merge", nargs=2, metavar=("NEW", "REASON"), default=None,
+                    help="replace the cells of --out by those of the results file NEW "
+                         "(a partial re-run), recording REASON")
     ap.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
     ap.add_argument("--spec", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -904,6 +936,8 @@ if __name__ == "__main__":
     _args = parse_args()
     if _args.worker:
         worker_main(_args.worker, _args.spec)
+    elif _args.merge:
+        merge_results(_args.out, *_args.merge)
     elif _args.render:
         with open(_args.render) as _fh:
             _res = json.load(_fh)
