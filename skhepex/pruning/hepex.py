@@ -4,7 +4,7 @@ import logging
 import time
 
 from sklearn.base import clone
-from numbers import Integral
+from numbers import Integral, Real
 
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import _BaseComposition
@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_memory
 from ..estimators import check_network, delegate_tags
 from ..tiling import check_tile_shape
 from .delegation import NetworkDelegationMixin
+from .search import check_search, run_steps, search_budget
 from .stages import apply_step, fit_dense, stage_record
 
 __all__ = ["HEPEx"]
@@ -66,6 +67,23 @@ class HEPEx(NetworkDelegationMixin, _BaseComposition):
         Samples per encrypted request the deployment expects, used only with
         ``tile_shape="auto"``; ``"auto"`` means throughput (full
         ciphertexts).
+    search : dict or None, default=None
+        ``{"<step>__<param>": [values]}``, e.g.
+        ``{"tiles__tile_sparsity": [0.5, 0.7, 0.8, 0.9, 0.95]}``: the
+        pruning budget chosen automatically. ``validation_fraction`` of the
+        training data is held out, the dense network is trained once on the
+        rest, the steps run once per value, and the value with the fewest
+        ciphertexts whose validation score is within ``tolerance`` of the
+        dense network's is kept (``best_params_``); then the whole chain is
+        fitted on all the data with it. A warning names the best-scoring
+        value when none is within ``tolerance``.
+    tolerance : float, default=0.025
+        Relative validation-score degradation allowed by ``search``.
+    validation_fraction : float in (0, 1), default=0.2
+        Share of the training data ``search`` holds out (stratified for
+        classifiers).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the validation split of ``search``.
     memory : str, joblib.Memory or None, default=None
         Cache for the dense training and for every prefix of steps, keyed on
         the estimator's parameters, the steps' parameters, the tile shape and
@@ -87,6 +105,11 @@ class HEPEx(NetworkDelegationMixin, _BaseComposition):
         Non-zero weight tiles of the final network (weight ciphertexts).
     n_ciphertexts_dense_ : int
         Non-zero weight tiles of the dense network.
+    best_params_ : dict
+        The value ``search`` chose (only with ``search``).
+    search_results_ : list of dict
+        One record per searched value: ``value``, ``n_ciphertexts``,
+        ``val_score``, ``dense_val_score``, ``within`` (only with ``search``).
     tile_shape_ : tuple of int (t1, t2)
         The tile shape the steps pruned for (``tile_shape``, or the one
         chosen when it is ``"auto"``).
@@ -122,16 +145,25 @@ class HEPEx(NetworkDelegationMixin, _BaseComposition):
         "steps": [list],
         "tile_shape": [tuple, list, StrOptions({"auto"})],
         "request_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "search": [None, dict],
+        "tolerance": [Interval(Real, 0, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "random_state": ["random_state"],
         "memory": [None, str, HasMethods(["cache"])],
         "verbose": ["verbose"],
     }
 
     def __init__(self, estimator, steps, *, tile_shape=(8, 8), request_size="auto",
+                 search=None, tolerance=0.025, validation_fraction=0.2, random_state=None,
                  memory=None, verbose=0):
         self.estimator = estimator
         self.steps = steps
         self.tile_shape = tile_shape
         self.request_size = request_size
+        self.search = search
+        self.tolerance = tolerance
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
         self.memory = memory
         self.verbose = verbose
 
@@ -236,12 +268,23 @@ class HEPEx(NetworkDelegationMixin, _BaseComposition):
         """
         self._validate_params()
         self._validate_steps()
+        searched = check_search(self.search, [name for name, _ in self.steps])
         auto = isinstance(self.tile_shape, str)
         tile_shape = None if auto else check_tile_shape(self.tile_shape)
         check_network(self.estimator, fitted=False)  # before any training
         memory = check_memory(self.memory)
         cached_fit_dense = memory.cache(fit_dense)
         cached_apply_step = memory.cache(apply_step)
+        steps = self.steps
+        if searched is not None:
+            key, values = searched
+            best, self.search_results_ = search_budget(
+                self, X, y, key, values, cached_fit_dense, cached_apply_step,
+                lambda net: self._auto_tile_shape(net) if auto else tile_shape)
+            self.best_params_ = {key: best}
+            step, param = key.split("__", 1)
+            steps = [(n, clone(s).set_params(**{param: best}) if n == step else s)
+                     for n, s in self.steps]
         t0 = time.time()
         net, rec = cached_fit_dense(clone(self.estimator), X, y, tile_shape)
         check_network(net)
@@ -251,17 +294,10 @@ class HEPEx(NetworkDelegationMixin, _BaseComposition):
             rec = stage_record("dense", net, X, y, tile_shape)
         self.tile_shape_ = tile_shape
         self.dense_estimator_ = net
-        history = [rec]
-        steps_ = []
-        for name, step in self.steps:
-            if _is_passthrough(step):
-                steps_.append((name, step))
-                continue
-            t0 = time.time()
-            net, fitted, rec = cached_apply_step(net, clone(step), name, X, y, tile_shape)
-            self._log(f"step {name!r}", t0)
-            steps_.append((name, fitted))
-            history.append(rec)
+        net, steps_, records = run_steps(
+            net, steps, X, y, tile_shape, cached_apply_step,
+            lambda name, seconds: self._log(f"step {name!r}", time.time() - seconds))
+        history = [rec] + records
         self.estimator_ = net
         self.steps_ = steps_
         self.history_ = history

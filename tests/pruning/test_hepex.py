@@ -226,3 +226,55 @@ def test_auto_tile_shape_rejects_bad_parameters(digits, bad):
     with pytest.raises(ValueError):
         HEPEx(MLPClassifier(hidden_layer_sizes=(4,), max_iter=2),
               [("tiles", TilePruner())], **bad).fit(X, y)
+
+
+def test_search_chooses_the_budget_on_a_validation_split(digits):
+    """Fewest ciphertexts within tolerance on the held-out part; then refit on all."""
+    from sklearn.model_selection import train_test_split
+
+    X, y = digits
+    values = [0.25, 0.5, 0.9]
+    h = HEPEx(MLPClassifier(hidden_layer_sizes=(32,), max_iter=30, random_state=0),
+              [("tiles", TilePruner(n_steps=1, fine_tune_iter=10, random_state=0))],
+              tile_shape=(8, 8), search={"tiles__tile_sparsity": values}, tolerance=0.05,
+              random_state=0).fit(X, y)
+    res = h.search_results_
+    assert [r["value"] for r in res] == values
+    assert res[0]["n_ciphertexts"] > res[1]["n_ciphertexts"] > res[2]["n_ciphertexts"]
+    within = [r for r in res if r["within"]]
+    assert 0 < len(within) < len(res)       # 90% of the tiles is too much here
+    assert h.best_params_ == {"tiles__tile_sparsity": min(
+        within, key=lambda r: r["n_ciphertexts"])["value"]}
+    for r in res:
+        assert r["within"] == (r["val_score"] >= r["dense_val_score"] * (1 - 0.05))
+    # the steps were refitted on all the data with the chosen value
+    assert h.steps_[0][1].tile_sparsity == h.best_params_["tiles__tile_sparsity"]
+    assert h.steps[0][1].tile_sparsity == 0.5                       # never mutated
+    assert h.n_ciphertexts_ == tile_report(h).n_nonzero_tiles
+    # the validation split is a stratified 20% of X, nothing else
+    X_fit, X_val, y_fit, y_val = train_test_split(X, y, test_size=0.2, random_state=0,
+                                                  stratify=y)
+    dense = clone(h.estimator).fit(X_fit, y_fit)
+    assert res[0]["dense_val_score"] == pytest.approx(dense.score(X_val, y_val))
+
+
+def test_search_autoencoder_and_warning(digits):
+    X, _ = digits
+    h = HEPEx(Autoencoder(hidden_layer_sizes=(16,), max_iter=10, random_state=0),
+              [("tiles", TilePruner(n_steps=1, fine_tune_iter=FT, random_state=0))],
+              tile_shape=(8, 8), search={"tiles__tile_sparsity": [0.95, 0.97]}, tolerance=0.0,
+              random_state=0)
+    with pytest.warns(UserWarning, match="no value of tiles__tile_sparsity"):
+        h.fit(X)
+    assert h.best_params_["tiles__tile_sparsity"] in (0.95, 0.97)
+
+
+@pytest.mark.parametrize("search", [{"tiles__tile_sparsity": []},
+                                    {"nope__tile_sparsity": [0.5]},
+                                    {"tiles": [0.5]},
+                                    {"tiles__tile_sparsity": [0.5], "tiles__n_steps": [1]}])
+def test_search_rejects_bad_keys(digits, search):
+    X, y = digits
+    with pytest.raises(ValueError, match="search"):
+        HEPEx(MLPClassifier(hidden_layer_sizes=(4,), max_iter=2),
+              [("tiles", TilePruner())], search=search).fit(X, y)
