@@ -116,18 +116,20 @@ class KeyOwnerMixin:
         """
         if plan.params == self.client_.plan.params:
             return self.client_
-        if plan.params not in self._clients:
+        client = self._clients.get(plan.params)
+        if client is None:        # setdefault: concurrent first requests share one key set
             from .client import Client
 
-            self._clients[plan.params] = Client(plan)
-        return self._clients[plan.params]
+            client = self._clients.setdefault(plan.params, Client(plan))
+        return client
 
     def _server_for(self, plan, which):
         """ServerModel of ``plan`` (fitted or request-sized), built once per plan."""
-        key = id(plan)
-        if key not in self._servers:
-            self._servers[key] = self._client_for(plan).server_model(plan, name=which)
-        return self._servers[key]
+        server = self._servers.get(id(plan))
+        if server is None:
+            server = self._servers.setdefault(
+                id(plan), self._client_for(plan).server_model(plan, name=which))
+        return server
 
     @property
     def transform_server_(self):

@@ -20,8 +20,20 @@ logger = logging.getLogger("skhepex")
 
 #: Largest packed model + keys (bytes) the automatic tile-shape choice accepts
 #: by default: a quarter of the machine's physical memory, at most 8 GiB (1 GiB
-#: when the physical memory is unknown).  ``HEPredictor(max_memory=...)`` overrides it.
+#: when the physical memory is unknown; a container's cgroup limit counts when
+#: lower).  ``HEPredictor(max_memory=...)`` overrides it.
 MAX_AUTO_MEMORY = 8 << 30
+#: Largest number of weight tiles (plaintexts) the automatic choice considers
+#: (bounds the time of the symbolic packing).
+MAX_AUTO_TILES = 65536
+#: Candidate tile sides of the automatic choice (powers of two); a tile may fill a
+#: whole ciphertext (t1 * t2 up to the slots of N=32768), which suits small requests.
+AUTO_TILE_SIDES = tuple(2 ** k for k in range(14))
+#: Largest tile (slots) the automatic choice considers.
+AUTO_MAX_TILE_SLOTS = 16384
+#: Candidates whose predicted latency is within this factor of the best are
+#: considered equal; the one with the smallest memory wins.
+AUTO_LATENCY_TOLERANCE = 1.10
 
 
 def memory_budget(max_memory="auto"):
@@ -43,19 +55,18 @@ def memory_budget(max_memory="auto"):
     try:
         phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):   # not POSIX
+        phys = -1
+    for path in ("/sys/fs/cgroup/memory.max",        # a container's limit, if lower
+                 "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as fh:
+                limit = int(fh.read().strip())
+        except (OSError, ValueError):               # absent, or "max"
+            continue
+        phys = limit if phys <= 0 else min(phys, limit)
+    if phys <= 0:
         return 1 << 30
     return int(min(phys // 4, MAX_AUTO_MEMORY))
-#: Largest number of weight tiles (plaintexts) the automatic choice considers
-#: (bounds the time of the symbolic packing).
-MAX_AUTO_TILES = 65536
-#: Candidate tile sides of the automatic choice (powers of two); a tile may fill a
-#: whole ciphertext (t1 * t2 up to the slots of N=32768), which suits small requests.
-AUTO_TILE_SIDES = tuple(2 ** k for k in range(14))
-#: Largest tile (slots) the automatic choice considers.
-AUTO_MAX_TILE_SLOTS = 16384
-#: Candidates whose predicted latency is within this factor of the best are
-#: considered equal; the one with the smallest memory wins.
-AUTO_LATENCY_TOLERANCE = 1.10
 
 
 def _n_tiles(shapes, tile_shape):

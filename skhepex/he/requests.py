@@ -5,8 +5,10 @@ request of ``n`` samples runs on the packing suited to ``n``: the fitted plan
 (``plan_``) is the throughput packing (full ciphertexts; for a model pruned
 for a tile shape, that shape); a smaller request gets a plan chosen with the
 cost model for its *request-size class* (the power of two at or above ``n``),
-compiled on first use with the same CKKS parameters and keys, and cached.  A
-class keeps the fitted plan when that one is predicted to be as fast.  The
+compiled on first use with the fitted CKKS parameters and keys or, when
+predicted :data:`OWN_KEYS_GAIN` times faster, with parameters and keys of its
+own (kept in this process only), and cached.  A class keeps the fitted plan
+when that one is predicted to be as fast.  The
 candidates are packed with the network's actual weights, so the tiles a
 pruned model emptied are skipped in every shape they are empty in.  A request
 larger than one batch is streamed in full batches and its tail goes on the
@@ -129,10 +131,13 @@ class RequestMixin:
         except ValueError:                           # no shape fits the fitted parameters
             pass
         if isinstance(self.coeff_mod_bit_sizes, str):  # parameters chosen by skhepex
-            shape, table = choose_tile_shape(holder, param_kw=self._param_kw(),
-                                             input_range=self.input_range_, **common)
-            rec = {r["tile_shape"]: r for r in table}
-            options.append((total(rec[shape]) * OWN_KEYS_GAIN, 2, shape, True))
+            try:
+                shape, table = choose_tile_shape(holder, param_kw=self._param_kw(),
+                                                 input_range=self.input_range_, **common)
+                rec = {r["tile_shape"]: r for r in table}
+                options.append((total(rec[shape]) * OWN_KEYS_GAIN, 2, shape, True))
+            except ValueError:                       # no deeper packing fits either
+                pass
         if not options:
             return main
         _, _, shape, own = min(options)
@@ -256,7 +261,8 @@ class RequestMixin:
             result = np.empty((n, self._plan(which).n_outputs))
         # a block feeds every worker twice: batches run in parallel within a block
         jobs = 1 if self.mode == "simulate" else effective_n_jobs(self.n_jobs)
-        block = max(STREAM_BLOCK, self._plan(which).batch) * (2 * jobs if jobs > 1 else 1)
+        batch = self._sized(which, n)[0].batch if n else 1
+        block = max(STREAM_BLOCK, (2 * jobs if jobs > 1 else 1) * batch)
         pos, pending = 0, None
         for lo in range(0, n, block):        # preprocessing and ciphertexts of one block
             Xc = self._client_input(X[lo:lo + block])

@@ -22,7 +22,8 @@ __all__ = ["save_seal", "load_seal", "level_ids", "make_context", "galois_elemen
 
 #: Directory of the short-lived files SEAL's path-only ``save``/``load`` bindings
 #: need: memory-backed ``/dev/shm`` when writable (only public objects --
-#: ciphertexts, public and Galois keys -- pass through), else the default.
+#: ciphertexts, public and Galois keys -- pass through), else the default; a
+#: write that fails there (e.g. a container's small /dev/shm) is retried on disk.
 SEAL_TMP_DIR = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
 
@@ -37,7 +38,16 @@ def save_seal(obj) -> bytes:
     -------
     data : bytes
     """
-    fd, path = tempfile.mkstemp(prefix="skhepex_", dir=SEAL_TMP_DIR)
+    try:
+        return _save_in(obj, SEAL_TMP_DIR)
+    except (OSError, RuntimeError):
+        if SEAL_TMP_DIR is None:
+            raise
+        return _save_in(obj, None)      # e.g. a small /dev/shm (containers): the disk
+
+
+def _save_in(obj, directory):
+    fd, path = tempfile.mkstemp(prefix="skhepex_", dir=directory)
     os.close(fd)
     try:
         obj.save(path)
@@ -60,7 +70,16 @@ def load_seal(obj, seal_ctx, data):
     -------
     obj
     """
-    fd, path = tempfile.mkstemp(prefix="skhepex_", dir=SEAL_TMP_DIR)
+    try:
+        return _load_in(obj, seal_ctx, data, SEAL_TMP_DIR)
+    except OSError:                     # no room in /dev/shm: the disk
+        if SEAL_TMP_DIR is None:
+            raise
+        return _load_in(obj, seal_ctx, data, None)
+
+
+def _load_in(obj, seal_ctx, data, directory):
+    fd, path = tempfile.mkstemp(prefix="skhepex_", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(bytes(data))

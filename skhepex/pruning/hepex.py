@@ -243,9 +243,11 @@ class HEPEx(NetworkDelegationMixin, _BaseComposition):
     def _auto_tile_shape(self, net):
         """The cost model's tile shape for the dense ``net`` at ``request_size``."""
         from ..he import choose_tile_shape  # HE planning: only needed for "auto"
+        from ..he.planner import MAX_AUTO_MEMORY
 
         batch = "auto" if self.request_size == "auto" else int(self.request_size)
-        shape, _ = choose_tile_shape(net, batch_size=batch, measure=False)
+        shape, _ = choose_tile_shape(net, batch_size=batch, measure=False,
+                                     max_memory=MAX_AUTO_MEMORY)   # same on every machine
         if self.verbose:
             logger.info("[HEPEx] tile shape %s for requests of %s samples", shape, batch)
         return tuple(int(t) for t in shape)
@@ -268,7 +270,7 @@ class HEPEx(NetworkDelegationMixin, _BaseComposition):
         """
         self._validate_params()
         self._validate_steps()
-        searched = check_search(self.search, [name for name, _ in self.steps])
+        searched = check_search(self.search, self.steps)
         auto = isinstance(self.tile_shape, str)
         tile_shape = None if auto else check_tile_shape(self.tile_shape)
         check_network(self.estimator, fitted=False)  # before any training
@@ -276,11 +278,14 @@ class HEPEx(NetworkDelegationMixin, _BaseComposition):
         cached_fit_dense = memory.cache(fit_dense)
         cached_apply_step = memory.cache(apply_step)
         steps = self.steps
+        for attr in ("best_params_", "search_results_"):
+            self.__dict__.pop(attr, None)           # from an earlier fit with search
         if searched is not None:
             key, values = searched
-            best, self.search_results_ = search_budget(
+            best, self.search_results_, tile_shape = search_budget(
                 self, X, y, key, values, cached_fit_dense, cached_apply_step,
                 lambda net: self._auto_tile_shape(net) if auto else tile_shape)
+            auto = False            # prune for the shape the budget was chosen at
             self.best_params_ = {key: best}
             step, param = key.split("__", 1)
             steps = [(n, clone(s).set_params(**{param: best}) if n == step else s)

@@ -10,6 +10,7 @@ refitting the dense network per candidate).  The test data is never seen.
 """
 import logging
 import warnings
+from collections.abc import Iterable
 
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import train_test_split
@@ -21,15 +22,15 @@ __all__ = ["check_search", "run_steps", "search_budget"]
 logger = logging.getLogger("skhepex")
 
 
-def check_search(search, step_names):
+def check_search(search, steps):
     """Validate ``HEPEx.search``: one ``<step>__<param>`` and a non-empty list of values.
 
     Parameters
     ----------
     search : dict or None
         The ``search`` parameter.
-    step_names : list of str
-        Names of the HEPEx steps.
+    steps : list of (str, step)
+        The HEPEx steps.
 
     Returns
     -------
@@ -43,9 +44,13 @@ def check_search(search, step_names):
                          f"{sorted(search)}")
     (key, values), = search.items()
     step = key.split("__", 1)[0]
-    if "__" not in key or step not in step_names:
+    active = [n for n, s in steps
+              if not (s is None or (isinstance(s, str) and s == "passthrough"))]
+    if "__" not in key or step not in active:
         raise ValueError(f"search key {key!r} must be '<step>__<param>' with a step among "
-                         f"{step_names}")
+                         f"{active} (not passthrough)")
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise ValueError(f"search[{key!r}] must be a list of values; got {values!r}")
     values = list(values)
     if not values:
         raise ValueError(f"search[{key!r}] is empty")
@@ -121,6 +126,8 @@ def search_budget(hepex, X, y, key, values, fit_dense, apply_step, tile_shape_fo
     results : list of dict
         One record per value: ``value``, ``n_ciphertexts``, ``val_score``
         and ``within`` (within ``tolerance`` of the dense validation score).
+    tile_shape : (int, int)
+        The tile shape the values were compared at.
     """
     net = hepex.estimator
     X_fit, X_val, y_fit, y_val = _split(net, X, y, hepex.validation_fraction,
@@ -150,7 +157,7 @@ def search_budget(hepex, X, y, key, values, fit_dense, apply_step, tile_shape_fo
                       f"using the best-scoring one, {best['value']!r}", UserWarning)
     else:
         best = min(within, key=lambda r: (r["n_ciphertexts"], -r["val_score"]))
-    return best["value"], results
+    return best["value"], results, tile_shape
 
 
 def _split(net, X, y, fraction, random_state):

@@ -155,10 +155,13 @@ def test_pruned_model_is_request_sized_and_never_costlier_than_dense(digits):
         assert latency(pruned, n) <= 1.1 * latency(dense, n)
 
 
-def test_request_sized_plan_with_its_own_keys(digits, tmp_path):
-    """A packing the fitted parameters cannot host gets a key set of its own."""
+def test_request_sized_plan_with_its_own_keys(digits, tmp_path, monkeypatch):
+    """A packing predicted faster with other CKKS parameters gets a key set of its own."""
     import pickle
 
+    from skhepex.he import requests
+
+    monkeypatch.setattr(requests, "OWN_KEYS_GAIN", 0.5)     # favour own parameters
     X_train, X_test, y_train, _ = digits
     est = _fit(MLPClassifier(hidden_layer_sizes=(16, 16), max_iter=10, random_state=0),
                X_train, y_train)

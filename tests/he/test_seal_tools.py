@@ -95,3 +95,20 @@ def test_seal_backend_runs_a_stage_like_numpy(setup):
         pt = sealapi.Plaintext()
         decryptor.decrypt(ct, pt)
         np.testing.assert_allclose(enc.decode_double(pt), ref[p], atol=1e-4)
+
+
+def test_save_load_fall_back_to_disk(setup, monkeypatch, tmp_path):
+    """A temp directory that cannot be written (e.g. a full /dev/shm) falls back."""
+    from skhepex.he import seal_tools
+
+    plan, ctx, sd = setup
+    monkeypatch.setattr(seal_tools, "SEAL_TMP_DIR", str(tmp_path / "missing"))
+    enc = sealapi.CKKSEncoder(sd)
+    pt = encode_vector(enc, np.arange(4.0), level_ids(sd)[0], plan.params.scale,
+                       sealapi.Plaintext())
+    ct = sealapi.Ciphertext(sd)
+    sealapi.Encryptor(sd, ctx.secret_key().data).encrypt_symmetric(pt, ct)
+    back = load_seal(sealapi.Ciphertext(), sd, save_seal(ct))
+    out = sealapi.Plaintext()
+    sealapi.Decryptor(sd, ctx.secret_key().data).decrypt(back, out)
+    np.testing.assert_allclose(enc.decode_double(out)[:4], np.arange(4.0), atol=1e-6)

@@ -256,6 +256,8 @@ def test_search_chooses_the_budget_on_a_validation_split(digits):
                                                   stratify=y)
     dense = clone(h.estimator).fit(X_fit, y_fit)
     assert res[0]["dense_val_score"] == pytest.approx(dense.score(X_val, y_val))
+    h.set_params(search=None).fit(X, y)                 # no stale search results
+    assert not hasattr(h, "best_params_") and not hasattr(h, "search_results_")
 
 
 def test_search_autoencoder_and_warning(digits):
@@ -270,6 +272,8 @@ def test_search_autoencoder_and_warning(digits):
 
 
 @pytest.mark.parametrize("search", [{"tiles__tile_sparsity": []},
+                                    {"tiles__tile_sparsity": "0.5"},
+                                    {"off__tile_sparsity": [0.5]},
                                     {"nope__tile_sparsity": [0.5]},
                                     {"tiles": [0.5]},
                                     {"tiles__tile_sparsity": [0.5], "tiles__n_steps": [1]}])
@@ -277,4 +281,4 @@ def test_search_rejects_bad_keys(digits, search):
     X, y = digits
     with pytest.raises(ValueError, match="search"):
         HEPEx(MLPClassifier(hidden_layer_sizes=(4,), max_iter=2),
-              [("tiles", TilePruner())], search=search).fit(X, y)
+              [("tiles", TilePruner()), ("off", "passthrough")], search=search).fit(X, y)
