@@ -98,9 +98,10 @@ class RequestMixin:
             return main
         size = min(request_size_class(n), slots) if carried else request_size_class(n)
         key = (which, size)
-        if key not in self._sized_plans:
-            self._sized_plans[key] = self._compile_sized(which, size, main)
-        return self._sized_plans[key]
+        sized = self._sized_plans.get(key)
+        if sized is None:      # setdefault: concurrent first requests keep one packing
+            sized = self._sized_plans.setdefault(key, self._compile_sized(which, size, main))
+        return sized
 
     def _compile_sized(self, which, size, main):
         """Best packing for ``size`` samples: fitted keys, or parameters of its own.

@@ -14,8 +14,7 @@ from .units import (floor_counts, he_row_costs, select_units, taylor_scores, uni
                     unit_scores)
 
 # the unit helpers lived here before units.py; still importable from this module
-__all__ = ["TilePruner", "reconstruct_dense", "unit_scores", "taylor_scores", "unit_rows",
-           "he_row_costs"]
+__all__ = ["TilePruner", "unit_scores", "taylor_scores", "unit_rows", "he_row_costs"]
 
 
 def _reconnect_outputs(est, layout):
@@ -70,7 +69,7 @@ def _reference_outputs(est, X, positions):
     return out
 
 
-def reconstruct_dense(est, X, reference, ridge=1e-3):
+def _reconstruct_dense(est, X, reference, ridge=1e-3):
     """Refit the surviving weights of every dense layer to its unpruned outputs.
 
     Layer by layer from the input, the weights a dense layer may use (its
@@ -216,10 +215,10 @@ class TilePruner(BasePruningStep):
         After each round's cut (and regrowth), refit the weights every dense
         layer keeps, and its bias, by ridge least squares to the layer's
         pre-activation outputs before the cut, layer by layer from the
-        input on the pruned network's own inputs
-        (:func:`reconstruct_dense`), so that fine-tuning starts from a
-        compensated network instead of a damaged one (one-shot 75% on the
-        digits autoencoder: R² -1.2 without, 0.64 with). Masks and tiles are
+        input on the pruned network's own inputs (up to 2048 training
+        samples), so that fine-tuning starts from a compensated network
+        instead of a damaged one (one-shot 75% on the digits autoencoder:
+        R² -1.2 without, 0.64 with). Masks and tiles are
         unchanged; convolutions are left as they are. ``"auto"``: ``False``
         for classifiers (least squares on logits is not their loss; measured
         to cost the MLP tiles), ``True`` otherwise.
@@ -377,7 +376,7 @@ class TilePruner(BasePruningStep):
             if self.regrow:
                 expand_masks(est, tile_shape)
             if self.reconstruct_:
-                reconstruct_dense(est, X_rec, reference)
+                _reconstruct_dense(est, X_rec, reference)
             est.fine_tune(X, y, max_iter=epochs, random_state=self.random_state)
             est.network_.apply_masks()
             remove_dead_units(est)
