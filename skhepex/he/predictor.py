@@ -78,7 +78,10 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
         ``(t1, t2)``, powers of two.  ``"auto"``: the ``HEPEx``'s tile shape when
         there is one (pruning and packing must agree), else the shape with the
         lowest predicted latency per sample (see
-        :func:`~skhepex.he.planner.choose_tile_shape`).
+        :func:`~skhepex.he.planner.choose_tile_shape`), priced with tabulated
+        SEAL unit costs so that the same model gets the same packing on every
+        run (``report_`` then prices the chosen packing with unit costs
+        measured on this machine).
     poly_modulus_degree : int or "auto", default="auto"
         Ring dimension N.
     coeff_mod_bit_sizes : tuple of int or "auto", default="auto"
@@ -294,7 +297,7 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
                                               param_kw=self._param_kw(),
                                               encrypt_weights=self.encrypt_weights,
                                               batch_size=self.batch_size,
-                                              measure=self.mode != "simulate",
+                                              measure=False,   # tabulated: reproducible
                                               input_range=self.input_range_,
                                               max_memory=self.max_memory)
         stages = build_stages(parts.holder, self.tile_shape_)

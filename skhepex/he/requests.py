@@ -113,7 +113,7 @@ class RequestMixin:
         """
         holder = self._parts.holder
         n_stages = len(main[0].stages)
-        common = dict(encrypt_weights=self.encrypt_weights, batch_size=size, measure=True,
+        common = dict(encrypt_weights=self.encrypt_weights, batch_size=size, measure=False,
                       n_stages=n_stages, max_memory=self.max_memory)
         fixed = dict(poly_modulus_degree=self.params_.poly_modulus_degree,
                      coeff_mod_bit_sizes=self.params_.coeff_mod_bit_sizes,

@@ -117,3 +117,14 @@ def test_resolve_tile_shape(est, caplog):
         assert resolve_tile_shape(Carrier(), "auto") == (2, 4)
         assert resolve_tile_shape(Carrier(), (4, 4)) == (4, 4)
     assert "differs" in caplog.text
+
+
+def test_automatic_packing_is_reproducible(est):
+    """Tabulated unit costs: encrypted and simulated fits, twice, pick one packing."""
+    from skhepex.he import HEPredictor
+
+    fits = [HEPredictor(est, prefit=True, mode=mode).fit()
+            for mode in ("encrypted", "simulate", "encrypted")]
+    assert len({(he.tile_shape_, he.params_) for he in fits}) == 1
+    small = {fits[i]._sized("predict", 1)[0].tile_shape for i in (0, 2)}
+    assert len(small) == 1
