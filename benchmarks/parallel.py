@@ -46,7 +46,8 @@ def bench_predict(repeats, batches, hidden, tile_shape="auto"):
             he.set_params(n_jobs=k)
             times[k].append(_time(lambda: he.predict(Xs)))
     med = {k: statistics.median(v) for k, v in times.items()}
-    trips = sum(1 for _ in he._round_trips(he._client_input(Xs), "predict"))
+    segments, _ = he._segments(he._client_input(Xs), "predict", n)
+    trips = sum(len(chunks) for _, _, chunks in segments)
     return dict(network=f"64-{'-'.join(map(str, hidden))}-10",
                 tile_shape=list(he.tile_shape_), n_round_trips=trips,
                 n_samples=n, n_ciphertext_batches=batches, seconds=times,

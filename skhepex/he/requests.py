@@ -30,6 +30,8 @@ from .guard import RangeGuard
 from .packing import has_static_sentinels
 from .parallel import evaluate_serialized, package_array
 from .planner import choose_tile_shape
+from .costs import unit_costs
+from .report import HECostReport, params_kwargs
 from .simulator import PlainSimulator
 from .stages import build_stages
 
@@ -115,9 +117,7 @@ class RequestMixin:
         n_stages = len(main[0].stages)
         common = dict(encrypt_weights=self.encrypt_weights, batch_size=size, measure=False,
                       n_stages=n_stages, max_memory=self.max_memory)
-        fixed = dict(poly_modulus_degree=self.params_.poly_modulus_degree,
-                     coeff_mod_bit_sizes=self.params_.coeff_mod_bit_sizes,
-                     scale_bits=self.params_.scale_bits)
+        fixed = params_kwargs(self.params_)
 
         def total(r):
             return r["seconds_per_batch"] * -(-size // r["samples_per_batch"])
@@ -302,9 +302,6 @@ class RequestMixin:
             sample, and client-side encryption/decryption times, summed over
             every round trip (a tail run on a smaller packing included).
         """
-        from .costs import unit_costs
-        from .report import HECostReport
-
         self._check_keys()
         if self.mode == "simulate":
             raise RuntimeError("measure needs mode='encrypted' (simulate mode times nothing)")

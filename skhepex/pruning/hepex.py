@@ -13,16 +13,12 @@ from sklearn.utils.validation import check_memory
 from ..estimators import check_network, delegate_tags
 from ..tiling import check_tile_shape
 from .delegation import NetworkDelegationMixin
-from .search import check_search, run_steps, search_budget
+from .search import _is_passthrough, check_search, run_steps, search_budget, with_value
 from .stages import apply_step, fit_dense, stage_record
 
 __all__ = ["HEPEx"]
 
 logger = logging.getLogger("skhepex")
-
-def _is_passthrough(step):
-    return step is None or (isinstance(step, str) and step == "passthrough")
-
 
 class HEPEx(NetworkDelegationMixin, _BaseComposition):
     """Train a network densely, then prune it for HE with a chain of steps.
@@ -287,9 +283,7 @@ class HEPEx(NetworkDelegationMixin, _BaseComposition):
                 lambda net: self._auto_tile_shape(net) if auto else tile_shape)
             auto = False            # prune for the shape the budget was chosen at
             self.best_params_ = {key: best}
-            step, param = key.split("__", 1)
-            steps = [(n, clone(s).set_params(**{param: best}) if n == step else s)
-                     for n, s in self.steps]
+            steps = with_value(self.steps, key, best)
         t0 = time.time()
         net, rec = cached_fit_dense(clone(self.estimator), X, y, tile_shape)
         check_network(net)

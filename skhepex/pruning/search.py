@@ -9,6 +9,7 @@ the value with the fewest ciphertexts whose validation score is within
 refitting the dense network per candidate).  The test data is never seen.
 """
 import logging
+import time
 import warnings
 from collections.abc import Iterable
 
@@ -17,9 +18,33 @@ from sklearn.model_selection import train_test_split
 
 from ..tiling import TileLayout
 
-__all__ = ["check_search", "run_steps", "search_budget"]
+__all__ = ["check_search", "run_steps", "search_budget", "with_value"]
 
 logger = logging.getLogger("skhepex")
+
+
+def _is_passthrough(step):
+    return step is None or (isinstance(step, str) and step == "passthrough")
+
+
+def with_value(steps, key, value):
+    """``steps`` with the step parameter ``key`` (``"<step>__<param>"``) set to ``value``.
+
+    Parameters
+    ----------
+    steps : list of (str, step)
+        HEPEx steps (never modified: the changed step is a clone).
+    key : str
+        ``"<step>__<param>"``.
+    value : object
+        The parameter's value.
+
+    Returns
+    -------
+    steps : list of (str, step)
+    """
+    name, param = key.split("__", 1)
+    return [(n, clone(s).set_params(**{param: value}) if n == name else s) for n, s in steps]
 
 
 def check_search(search, steps):
@@ -44,8 +69,7 @@ def check_search(search, steps):
                          f"{sorted(search)}")
     (key, values), = search.items()
     step = key.split("__", 1)[0]
-    active = [n for n, s in steps
-              if not (s is None or (isinstance(s, str) and s == "passthrough"))]
+    active = [n for n, s in steps if not _is_passthrough(s)]
     if "__" not in key or step not in active:
         raise ValueError(f"search key {key!r} must be '<step>__<param>' with a step among "
                          f"{active} (not passthrough)")
@@ -84,11 +108,9 @@ def run_steps(net, steps, X, y, tile_shape, apply_step, log=None):
     records : list of dict
         One history record per applied step.
     """
-    import time
-
     steps_, records = [], []
     for name, step in steps:
-        if step is None or (isinstance(step, str) and step == "passthrough"):
+        if _is_passthrough(step):
             steps_.append((name, step))
             continue
         t0 = time.time()
@@ -136,12 +158,10 @@ def search_budget(hepex, X, y, key, values, fit_dense, apply_step, tile_shape_fo
     dense_score = float(dense.score(X_val, y_val))
     floor = dense_score - hepex.tolerance * abs(dense_score)
     tile_shape = tile_shape_for(dense)
-    step_name, param = key.split("__", 1)
     results = []
     for value in values:
-        steps = [(n, clone(s).set_params(**{param: value}) if n == step_name else s)
-                 for n, s in hepex.steps]
-        pruned, _, _ = run_steps(dense, steps, X_fit, y_fit, tile_shape, apply_step)
+        pruned, _, _ = run_steps(dense, with_value(hepex.steps, key, value), X_fit, y_fit,
+                                 tile_shape, apply_step)
         score = float(pruned.score(X_val, y_val))
         tiles = TileLayout(pruned, tile_shape).n_nonzero_tiles
         results.append(dict(value=value, n_ciphertexts=tiles, val_score=score,

@@ -55,18 +55,9 @@ def _dense_positions(est):
 
 
 def _reference_outputs(est, X, positions):
-    """Pre-activation outputs of the dense layers at ``positions`` (one forward pass)."""
+    """Pre-activation outputs of the dense layers at ``positions`` (internal order)."""
     net = est.network_
-    out, x = {}, X
-    if net.input_perm is not None:
-        x = x[:, net.input_perm]
-    x = x.reshape((x.shape[0],) + net.input_shape)
-    todo = {pos: i for i, pos in positions}
-    for pos, layer in enumerate(net.layers):
-        x = layer.forward(x)
-        if pos in todo:
-            out[todo[pos]] = x.reshape(x.shape[0], -1).copy()
-    return out
+    return {i: net.forward(X, upto=pos + 1).reshape(len(X), -1) for i, pos in positions}
 
 
 def _reconstruct_dense(est, X, reference, ridge=1e-3):
