@@ -107,7 +107,9 @@ NETWORKS = {
     "784-256-128-10": dict(hidden=(256, 128), data="random"),
 }
 BATCHES = (1, 16, 64, 256)
-VARIANTS = ("dense", "pruned")
+VARIANTS = ("dense", "pruned", "hepex")
+#: Tile budgets ``HEPEx(search=...)`` chooses from (those of ``skhepex demo``'s PPTE grid).
+HEPEX_BUDGETS = (0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93)
 SYSTEMS = ("skhepex", "helayers")
 MB = 2.0 ** 20
 
@@ -243,6 +245,77 @@ def prune_network(dense, X_tr, y_tr, tile_shape, quick=False):
                 nonzero_tiles=int(lay_p.n_nonzero_tiles), tiles=int(lay_p.n_tiles),
                 dense_nonzero_tiles=int(lay_d.n_nonzero_tiles))
     return est, info
+
+
+def digits_784(quick=False):
+    """Digits upscaled to 28 x 28 (784 features in [0, 1]): a real task for 784-256-128-10.
+
+    Bilinear ``scipy.ndimage.zoom`` of every 8 x 8 image by 3.5; the same
+    stratified 75/25 split (seed 0) as the digits networks.
+    """
+    from scipy.ndimage import zoom
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    if quick:
+        X, y = X[:400], y[:400]
+    imgs = np.stack([zoom(im.reshape(8, 8) / 16.0, 3.5, order=1) for im in X])
+    X = np.clip(imgs.reshape(len(X), -1), 0.0, 1.0)
+    return train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+
+
+def hepex_network(name, B, quick=False, memory=None):
+    """``HEPEx`` (PPTE) fitted for requests of ``B`` samples, with its own data.
+
+    ``HEPEx(MLPClassifier(...), variant_steps("PPTE"), tile_shape="auto",
+    request_size=B, search={"tiles__tile_sparsity": HEPEX_BUDGETS})``: the
+    tile shape is chosen for ``B`` before pruning, the budget is the fewest
+    ciphertexts within 2.5% of dense on a validation split of the training
+    data.  Digits networks: the digits split of :func:`build_network`;
+    784-256-128-10: :func:`digits_784` (the dense variant of that network keeps
+    its random weights: the HE cost of a dense network does not depend on
+    them).  Returns the pruned network, its evaluation inputs and a record.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import train_test_split
+
+    from skhepex import HEPEx, MLPClassifier
+    from skhepex.experiments import variant_steps
+
+    spec = NETWORKS[name]
+    if spec["data"] == "digits":
+        X, y = load_digits(return_X_y=True)
+        X_tr, X_te, y_tr, y_te = train_test_split(X / 16.0, y, test_size=0.25, stratify=y,
+                                                  random_state=0)
+    else:
+        X_tr, X_te, y_tr, y_te = digits_784(quick)
+    est = MLPClassifier(hidden_layer_sizes=spec["hidden"], activation="square",
+                        max_iter=30 if quick else 200, random_state=0)
+    budgets = (0.5, 0.9) if quick else HEPEX_BUDGETS
+    h = HEPEx(est, variant_steps("PPTE", fine_tune_iter=2 if quick else 10, random_state=0),
+              tile_shape="auto", request_size=int(B),
+              search={"tiles__tile_sparsity": list(budgets)}, random_state=0, memory=memory)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        h.fit(X_tr, y_tr)
+    net = h.estimator_
+    info = dict(tile_shape=[int(t) for t in h.tile_shape_],
+                steps="variant_steps('PPTE', random_state=0)",
+                search=dict(budgets=list(budgets), best=h.best_params_,
+                            results=[{k: (float(v) if isinstance(v, (float, np.floating))
+                                          else v) for k, v in r.items()}
+                                     for r in h.search_results_]),
+                nonzero_tiles=int(h.n_ciphertexts_), dense_nonzero_tiles=int(h.n_ciphertexts_dense_),
+                test_accuracy=float(net.score(X_te, y_te)),
+                dense_test_accuracy=float(h.dense_estimator_.score(X_te, y_te)),
+                weight_sparsity=float(sum(np.sum(W == 0) for W in net.coefs_)
+                                      / sum(W.size for W in net.coefs_)),
+                layer_sparsity=[float(np.mean(W == 0)) for W in net.coefs_],
+                fit_s=time.perf_counter() - t0)
+    return net, X_te[:max(BATCHES)], info
 
 
 def export_onnx(net, path):
@@ -498,7 +571,7 @@ def run_cell(net_name, variant, B, files, args, workdir, log):
         helayers=dict(onnx=files["onnx"], data=files["data"], batch=B, inner=args.inner,
                       long_s=args.long_roundtrip,
                       perm_in=files["perm_in"], perm_out=files["perm_out"],
-                      prune_zero_ptiles=variant == "pruned"))
+                      prune_zero_ptiles=variant != "dense"))
     runs = {s: [] for s in SYSTEMS}
     for rep in range(args.repeats):
         for system in args.systems:              # alternate A, B, A, B, ...
@@ -514,7 +587,7 @@ def run_cell(net_name, variant, B, files, args, workdir, log):
             log(f"  [{net_name} {variant} B={B} rep {rep + 1}/{args.repeats}] {system:8s} {msg}")
     summ = {s: summarise(runs[s], B) for s in args.systems}
     cell = dict(network=net_name, variant=variant, batch=B, runs=runs, summary=summ)
-    if variant == "pruned":
+    if variant != "dense":
         cell["pruning"] = files.get("pruning")
     if all(s in summ for s in SYSTEMS):
         a, b = summ["skhepex"], summ["helayers"]
@@ -598,6 +671,17 @@ def main(args):
                 for variant in args.variants:
                     if variant == "dense":
                         files = dense_files
+                    elif variant == "hepex":
+                        t1 = time.perf_counter()
+                        net_h, X_h, info = hepex_network(name, B, args.quick, memory=workdir)
+                        files = prepare(net_h, name, workdir, X_h, f"hepex_B{B}")
+                        files.update(tile_shape=info["tile_shape"], pruning=info)
+                        log(f"  {name} B={B}: HEPEx at tile {tuple(info['tile_shape'])}: "
+                            f"{info['nonzero_tiles']}/{info['dense_nonzero_tiles']} tiles, "
+                            f"budget {info['search']['best']}, test accuracy "
+                            f"{info['test_accuracy']:.3f} (dense "
+                            f"{info['dense_test_accuracy']:.3f}) "
+                            f"({time.perf_counter() - t1:.1f} s)")
                     else:
                         if tile is None:     # skhepex's layout for the dense network at B
                             probe = run_worker("skhepex", dict(
@@ -686,9 +770,12 @@ def merge_results(path, new_path, reason):
     with open(new_path) as fh:
         new = json.load(fh)
     fresh = {(c["network"], c["variant"], c["batch"]): c for c in new["cells"]}
+    old = {(c["network"], c["variant"], c["batch"]) for c in result["cells"]}
     result["cells"] = [dict(fresh[k], rerun=new["started"]) if k in fresh else c
                        for c in result["cells"]
                        for k in [(c["network"], c["variant"], c["batch"])]]
+    result["cells"] += [dict(c, rerun=new["started"]) for k, c in fresh.items()
+                        if k not in old]      # cells (e.g. a new variant) not run before
     result.setdefault("reruns", []).append(dict(
         started=new["started"], total_s=new.get("total_s"), args=new.get("args"),
         cells=[list(k) for k in fresh], reason=reason))
@@ -732,6 +819,52 @@ def _ckks_str(ck, special_last):
         ",".join(map(str, inner))
     tail = f",{chain[-1]}sp" if special_last else ""
     return f"N={ck['N'] // 1024}K [{chain[0]},{mid}{tail}] 2^{ck['scale_bits']:g}"
+
+
+HEPEX_HEADER = ["network", "B", "tile", "weight tiles", "budget", "test acc. dense / pruned",
+                "e2e CPU pruned", "e2e CPU HElayers dense", "ratio", "e2e CPU ours dense",
+                "ratio", "server CPU pruned", "server CPU HElayers dense", "ratio"]
+HEPEX_INTRO = [
+    "HE-PEx for the request size against HElayers' dense network", "-" * 60, "",
+    "Variant *hepex*: ``HEPEx(MLPClassifier(...), variant_steps('PPTE'), tile_shape='auto', "
+    "request_size=B, search={'tiles__tile_sparsity': [0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93]}, "
+    "random_state=0).fit(X_train, y_train)``: the tile shape is chosen for B before pruning "
+    "and the budget is the fewest ciphertexts within 2.5% of dense accuracy on a "
+    "validation split of the training data (the test split is only reported).  Digits "
+    "networks: the digits split; 784-256-128-10: digits upscaled to 28 x 28 "
+    "(``digits_784``), while its dense cells keep their random weights (the cost of a "
+    "dense network does not depend on its weights).  Times in CPU ms per sample; "
+    "*ratio* = the pruned skhepex model / the dense network on HElayers, then on "
+    "skhepex, cells of the same run.", ""]
+
+
+def hepex_rows(cells):
+    """Rows of the *hepex* table: the pruned model against both systems' dense cells."""
+    dense = {(c["network"], c["batch"]): c["summary"] for c in cells if c["variant"] == "dense"}
+    rows = []
+    for c in cells:
+        p = c.get("pruning")
+        if c["variant"] != "hepex" or not p:
+            continue
+        d = dense.get((c["network"], c["batch"]), {})
+        ours = c["summary"].get("skhepex", {})
+        hd, od = d.get("helayers", {}), d.get("skhepex", {})
+        best = p["search"]["best"] or {}
+        rows.append([
+            c["network"], str(c["batch"]), "x".join(map(str, p["tile_shape"])),
+            f"{p['nonzero_tiles']}/{p['dense_nonzero_tiles']}",
+            _f(best.get("tiles__tile_sparsity"), "{:g}"),
+            f"{p['dense_test_accuracy']:.3f} / {p['test_accuracy']:.3f}",
+            _f(ours.get("e2e_cpu_ms_per_sample")), _f(hd.get("e2e_cpu_ms_per_sample")),
+            _f(_ratio(ours.get("e2e_cpu_ms_per_sample"), hd.get("e2e_cpu_ms_per_sample")),
+               "{:.2f}"),
+            _f(od.get("e2e_cpu_ms_per_sample")),
+            _f(_ratio(ours.get("e2e_cpu_ms_per_sample"), od.get("e2e_cpu_ms_per_sample")),
+               "{:.2f}"),
+            _f(ours.get("server_cpu_ms_per_sample")), _f(hd.get("server_cpu_ms_per_sample")),
+            _f(_ratio(ours.get("server_cpu_ms_per_sample"),
+                      hd.get("server_cpu_ms_per_sample")), "{:.2f}")])
+    return rows
 
 
 def render_rst(result, json_path):
@@ -794,6 +927,7 @@ def render_rst(result, json_path):
                            + ", ".join(f"{v:.2f}" for v in p.get("layer_sparsity", []))
                            + ")")
     pruning = list(dict.fromkeys(pruning))
+    hepex = hepex_rows(cells)
     errors = [f"* {c['network']} {c['variant']} B={c['batch']}, {sys_}: ``{s['error']}``"
               for c in cells for sys_, s in c["summary"].items() if "error" in s]
     title = "skhepex and HElayers side by side"
@@ -881,6 +1015,8 @@ def render_rst(result, json_path):
     ] + _csv_table(["network", "variant", "B", "ours: tile", "ours: input cts",
                     "ours: weight pts", "ours: keys", "ours: CKKS", "HElayers: tiles",
                     "HElayers: keys", "HElayers: CKKS"], lay)
+    if hepex:
+        lines += HEPEX_INTRO + _csv_table(HEPEX_HEADER, hepex)
     if pruning:
         lines += ["HE-PEx pruning", "--------------", ""] + pruning + [""]
     if errors:

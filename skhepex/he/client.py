@@ -14,8 +14,8 @@ import tenseal.sealapi as sealapi
 
 from .bounds import PrecisionError, decryptable_bound
 from .packing import decode_output, encode_input, sentinel_deviation, zero_input_slots
-from .seal_tools import (check_plan_context, encode_vector, galois_elements, level_ids,
-                         make_context)
+from .seal_tools import (PublicContext, check_plan_context, encode_vector, galois_elements,
+                         level_ids, make_context)
 from .serialization import plan_from_payload, plan_to_payload
 from .server import ServerModel, key_fingerprint
 from .wire import BindingError, EncryptedBatch, EncryptedResult, plan_fingerprint
@@ -77,6 +77,7 @@ class Client:
         self.key_id = key_fingerprint(self.context)
         self._plan_ids = {}
         self._zero = {}
+        self._public = None
 
     def plan_id(self, plan=None) -> str:
         """Fingerprint of ``plan`` (default: the main plan), cached.
@@ -127,17 +128,18 @@ class Client:
         return self._galois[steps]
 
     def public_context(self):
-        """Copy of the context without the secret key.
+        """The public half of the context: no secret key (cached).
 
         Returns
         -------
-        context : tenseal.Context
-            A new context with the public and relinearisation keys only
-            (no secret key, no Galois keys: those are passed separately).
+        context : PublicContext
+            The public and relinearisation keys and this client's SEAL
+            context (shared, not copied); no secret key, no Galois keys
+            (those are passed separately).
         """
-        pub = self.context.copy()
-        pub.make_context_public(generate_galois_keys=False, generate_relin_keys=False)
-        return pub
+        if self._public is None:
+            self._public = PublicContext(self.context)
+        return self._public
 
     def _encrypt_vec(self, vec, lvl=0, scale=None):
         pt = sealapi.Plaintext()

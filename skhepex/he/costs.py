@@ -70,7 +70,7 @@ def tabulated_unit_costs(params) -> dict:
     return res
 
 
-def measure_unit_costs(params, repeats: int = 10) -> dict:
+def measure_unit_costs(params, repeats: int = 10, client=None) -> dict:
     """Time SEAL primitives on ``params`` at every level, on this machine.
 
     Parameters
@@ -79,6 +79,12 @@ def measure_unit_costs(params, repeats: int = 10) -> dict:
         Parameters to time (a context with fresh keys is built for them).
     repeats : int, default=10
         Timing repetitions per op and level.
+    client : Client, optional
+        A :class:`~skhepex.he.client.Client` on ``params`` whose keys are
+        used for the timing (its context and, when it has rotations, one of
+        its Galois keys).  Without it a context and keys are generated for
+        the timing: at N=16384 that is about 100 MB that SEAL's memory pool
+        keeps for the rest of the process.
 
     Returns
     -------
@@ -91,12 +97,17 @@ def measure_unit_costs(params, repeats: int = 10) -> dict:
 
     from .seal_tools import galois_elements, level_ids, make_context
 
-    ctx = make_context(params)
+    if client is not None and client.plan.params != params:
+        raise ValueError("the client's keys are for other CKKS parameters")
+    ctx = make_context(params) if client is None else client.context
     sd = ctx.seal_context().data
     ids = level_ids(sd)
-    gk = sealapi.GaloisKeys()
-    sealapi.KeyGenerator(sd, ctx.secret_key().data).create_galois_keys(
-        galois_elements(sd, [1]), gk)
+    if client is not None and client.rotation_steps:
+        step, gk = client.rotation_steps[0], client.galois_keys   # one key switch, any step
+    else:
+        step, gk = 1, sealapi.GaloisKeys()
+        sealapi.KeyGenerator(sd, ctx.secret_key().data).create_galois_keys(
+            galois_elements(sd, [step]), gk)
     rk = ctx.relin_keys().data
     ev = sealapi.Evaluator(sd)
     enc = sealapi.CKKSEncoder(sd)
@@ -131,7 +142,7 @@ def measure_unit_costs(params, repeats: int = 10) -> dict:
         res["add"][lvl] = tm(lambda: ev.add(ct, ct, out))
         res["add_plain"][lvl] = tm(lambda: ev.add_plain(ct, pt, out))
         res["negate"][lvl] = tm(lambda: ev.negate(ct, out))
-        res["rotate"][lvl] = tm(lambda: ev.rotate_vector(ct, 1, gk, out))
+        res["rotate"][lvl] = tm(lambda: ev.rotate_vector(ct, step, gk, out))
         res["mul_ct"][lvl] = tm(lambda: ev.square(ct, out))
         o3 = sealapi.Ciphertext(sd)
         ev.square(ct, o3)
@@ -146,7 +157,7 @@ def measure_unit_costs(params, repeats: int = 10) -> dict:
     return res
 
 
-def unit_costs(params, measure=True, repeats: int = 5) -> dict:
+def unit_costs(params, measure=True, repeats: int = 5, client=None) -> dict:
     """Unit costs for ``params``: measured once per process, or tabulated.
 
     Parameters
@@ -159,6 +170,9 @@ def unit_costs(params, measure=True, repeats: int = 5) -> dict:
         generated for the timing).  ``False``: :func:`tabulated_unit_costs`.
     repeats : int, default=5
         Timing repetitions per op and level.
+    client : Client, optional
+        Time with this client's keys instead of generating some (see
+        :func:`measure_unit_costs`).
 
     Returns
     -------
@@ -171,7 +185,7 @@ def unit_costs(params, measure=True, repeats: int = 5) -> dict:
     if key not in _MEASURED:
         logger.info("measuring CKKS unit costs for N=%d %s", params.poly_modulus_degree,
                     list(params.coeff_mod_bit_sizes))
-        _MEASURED[key] = measure_unit_costs(params, repeats=repeats)
+        _MEASURED[key] = measure_unit_costs(params, repeats=repeats, client=client)
     return _MEASURED[key]
 
 

@@ -309,8 +309,9 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
         self.transform_plan_ = plans.get("transform")
         self._setup_backend()
         simulate = self.mode == "simulate"
-        self.report_ = HECostReport(self.plan_, unit_costs(self.params_, measure=not simulate),
-                                    "tabulated" if simulate else "measured")
+        costs = (unit_costs(self.params_, measure=False) if simulate else
+                 unit_costs(self.params_, client=self.client_))   # timed with its own keys
+        self.report_ = HECostReport(self.plan_, costs, "tabulated" if simulate else "measured")
         if self.verbose:
             logger.info("HEPredictor compiled in %.2f s: tile %s, N=%d, depth %d, %d weight "
                         "tiles packed", time.perf_counter() - t0, self.tile_shape_,

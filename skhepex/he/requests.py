@@ -316,5 +316,5 @@ class RequestMixin:
             t_enc, t_dec = t_enc + te, t_dec + td
         plan = plans[0] if plans else self.plan_     # the request's packing (not its tail's)
         report = self.report_ if plan is self.plan_ else \
-            HECostReport(plan, unit_costs(plan.params), "measured")
+            HECostReport(plan, unit_costs(plan.params, client=self._client_for(plan)), "measured")
         return report.with_measurement(list(seconds), Xc.shape[0], n_batches, t_enc, t_dec)

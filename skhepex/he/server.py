@@ -49,8 +49,12 @@ class ServerModel:
     ----------
     plan : CompiledPlan
         With ``encrypt_weights``, a plan without the weight/bias vectors.
-    public_context : tenseal.Context
-        Context without secret key (raises otherwise).
+    public_context : tenseal.Context or PublicContext
+        Context without secret key (raises otherwise): a public
+        ``tenseal.Context`` (:meth:`load`) or the
+        :class:`~skhepex.he.seal_tools.PublicContext` of a client in the
+        same process (:meth:`Client.server_model`), which shares the
+        client's SEAL context.
     galois_keys : sealapi.GaloisKeys
         Keys for exactly the plan's rotation steps.
     weight_ciphertexts : dict, optional
@@ -61,7 +65,7 @@ class ServerModel:
     Attributes
     ----------
     plan : CompiledPlan
-    context : tenseal.Context
+    context : tenseal.Context or PublicContext
         Public context.
     plan_id, key_id : str
         Fingerprints every batch must carry.

@@ -48,7 +48,7 @@ def test_predict_latency_is_counts_times_costs(plan):
 def test_unit_costs_measured_once_per_parameter_set(monkeypatch):
     calls = []
 
-    def fake(params, repeats=10):
+    def fake(params, repeats=10, client=None):
         calls.append((params, repeats))
         return {"mul_plain": {0: 1.0}}
 
@@ -72,6 +72,22 @@ def test_measure_unit_costs_on_seal():
         want = range(n_levels - 1) if op == "rescale" else range(n_levels)
         assert sorted(per_level) == list(want), op
         assert all(v > 0 for v in per_level.values())
+
+
+def test_measure_unit_costs_with_a_clients_keys(plan, monkeypatch):
+    from skhepex.he import seal_tools
+    from skhepex.he.client import Client
+
+    client = Client(plan)
+    made = []
+    real = seal_tools.make_context
+    monkeypatch.setattr(seal_tools, "make_context", lambda p: made.append(p) or real(p))
+    c = costs_mod.measure_unit_costs(plan.params, repeats=1, client=client)
+    assert made == []                   # no second context, no new keys
+    assert set(c) == set(OPS) | set(CLIENT_OPS)
+    assert all(v > 0 for per_level in c.values() for v in per_level.values())
+    with pytest.raises(ValueError, match="other CKKS parameters"):
+        costs_mod.measure_unit_costs(choose_params(plan.depth + 1, 32), client=client)
 
 
 def test_memory_estimate(plan):

@@ -112,3 +112,54 @@ def test_save_load_fall_back_to_disk(setup, monkeypatch, tmp_path):
     out = sealapi.Plaintext()
     sealapi.Decryptor(sd, ctx.secret_key().data).decrypt(back, out)
     np.testing.assert_allclose(enc.decode_double(out)[:4], np.arange(4.0), atol=1e-6)
+
+
+
+def test_public_context_shares_the_seal_context_and_holds_no_secret_key(setup):
+    import tenseal as ts
+
+    from skhepex.he.seal_tools import PublicContext
+
+    _, ctx, sd = setup
+    pub = PublicContext(ctx)
+    assert pub.seal_context().data is sd                 # the client's, not a copy
+    assert not pub.has_secret_key() and not pub.is_private() and pub.is_public()
+    with pytest.raises(ValueError, match="secret key"):
+        pub.secret_key()
+    assert save_seal(pub.public_key().data) == save_seal(ctx.public_key().data)
+    assert pub.has_relin_keys()
+    assert save_seal(pub.relin_keys().data) == save_seal(ctx.relin_keys().data)
+    data = pub.serialize()
+    assert pub.serialize(save_public_key=True, save_relin_keys=True) is data
+    back = ts.context_from(data)              # a public TenSEAL context again
+    assert back.is_public() and not back.has_secret_key() and back.has_relin_keys()
+    assert save_seal(back.public_key().data) == save_seal(ctx.public_key().data)
+    for bad in (dict(save_secret_key=True), dict(save_galois_keys=True),
+                dict(save_relin_keys=False)):
+        with pytest.raises(ValueError, match="public and relinearisation keys only"):
+            pub.serialize(**bad)
+    # it keeps the public wrappers and bytes only: nothing that reaches the secret key
+    assert {type(v).__name__ for v in vars(pub).values()} == {
+        "SEALContext", "PublicKey", "RelinKeys", "bytes"}
+
+
+def test_public_context_without_relin_keys(setup):
+    from skhepex.he.seal_tools import PublicContext
+
+    _, ctx, _ = setup
+
+    class NoRelin:                    # a private context whose relin keys were never made
+        seal_context, public_key = ctx.seal_context, ctx.public_key
+
+        @staticmethod
+        def has_relin_keys():
+            return False
+
+        @staticmethod
+        def serialize(**kw):
+            return b"public"
+
+    pub = PublicContext(NoRelin())
+    assert not pub.has_relin_keys() and pub.serialize() == b"public"
+    with pytest.raises(ValueError, match="no relinearisation keys"):
+        pub.relin_keys()

@@ -61,6 +61,7 @@ def test_server_is_public_and_round_trips(X):
     server = client.server_model()
     assert not server.context.is_private()
     assert not server.context.has_secret_key()
+    assert server.context.seal_context().data is client.context.seal_context().data  # shared
     with pytest.raises(Exception):
         server.context.secret_key()
     # server model bytes
