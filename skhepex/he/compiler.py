@@ -20,7 +20,10 @@ network becomes stage dicts).  Output: a frozen
   at compile time into the next stage's bias (or returned in clear for the last
   stage), which also removes its rotations.  Tiles whose weights all encode to
   zero at the smallest rescale prime (``|w| q < 1/2``) are skipped too: SEAL
-  rejects the exactly-zero ("transparent") product.
+  rejects the exactly-zero ("transparent") product.  An input chunk that no
+  live tile of the first stage reads is not in its ``live_in``: the client
+  neither encodes nor encrypts it (pruning that empties a tile-column of the
+  first layer saves input ciphertexts too).
 * With ``t1 == 1`` a "WT" stage has nothing to reduce: no rotation, no mask, no
   mask level.  With 1x1 tiles every plaintext is one value in every slot: the
   plan keeps the scalar and the server encodes it when it is used.
@@ -227,6 +230,8 @@ def _build(stages, tile_shape, slots, materialize, encrypt_weights, zero_tol):
                 if key is not None:
                     pts[key] = vec(fills[attr])
             rows.append(RowPlan(p, terms, **keys))
+        if prev is None:   # the client encrypts only the input chunks some live tile reads
+            live_in = sorted({q for row in rows for q, _ in row.terms})
         if orient == "W":
             red, rep = [t1 * b * (1 << k) for k in range(int(np.log2(t2)))], []
         else:

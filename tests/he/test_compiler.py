@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from he_stages import SQ, make_stages, make_X
 
-from skhepex.he import (Client, PlainSimulator, compile_stages, count_ops, reference_forward,
-                        required_depth)
+from skhepex.he import (Client, PlainSimulator, compile_stages, count_ops, memory_estimate,
+                        reference_forward, required_depth)
 from skhepex.he.compiler import poly_value
 from skhepex.he.params import CKKSParams
 
@@ -181,3 +181,34 @@ def test_counting_plan_equals_materialised_plan():
     assert counting.pt_spec == full.pt_spec and counting.level_ops == full.level_ops
     assert counting.op_counts == full.op_counts == count_ops(stages, (8, 4))
     assert counting.depth == full.depth == required_depth(stages)
+
+
+def test_unread_input_chunks_are_not_encrypted(X):
+    """A tile-column of the first layer with no live tile: its input chunk is
+    neither encoded nor encrypted, and the encrypted outputs are unchanged."""
+    tile = (4, 8)
+    stages = make_stages([13, 7, 5], tile, [SQ, None], seed=3, p_zero=0.0, force_zero=False)
+    full = compile_stages(stages, tile)
+    assert full.stages[0].live_in == [0, 1]
+    stages[0]["matrix"][:, 8:16] = 0.0            # features 8..12: chunk 1 of layer 0
+    stages[0]["tile_mask"][:, 1] = False
+    plan = compile_stages(stages, tile)
+    assert plan.stages[0].live_in == [0]
+    assert memory_estimate(plan)["n_input_ciphertexts"] == 1
+    client = Client(plan)
+    batch = client.encrypt(X[:5])
+    assert [sorted(b) for b in batch.batches] == [[0]]         # one ciphertext, chunk 0
+    Y = client.decrypt(client.server_model().evaluate(batch), n_samples=5)
+    np.testing.assert_allclose(Y, reference_forward(stages, X[:5]), atol=1e-3)
+    # no live tile at all in the first layer: nothing to encrypt, constant outputs
+    stages[0]["matrix"][:] = 0.0
+    stages[0]["tile_mask"][:] = False
+    plan = compile_stages(stages, tile)
+    assert plan.stages[0].live_in == [] and plan.stages[0].rows == []
+    np.testing.assert_allclose(PlainSimulator(plan).predict(X), reference_forward(stages, X),
+                               atol=1e-10)
+    client = Client(plan)
+    batch = client.encrypt(X[:5])
+    assert batch.batches == [{}]
+    Y = client.decrypt(client.server_model().evaluate(batch), n_samples=5)
+    np.testing.assert_allclose(Y, reference_forward(stages, X[:5]), atol=1e-10)

@@ -174,8 +174,8 @@ def test_foreign_plan_batch_refused(tiny):
     server, plan = tiny["server"], tiny["plan"]
     other_tile = compile_stages(make_stages([13, 7, 5], (8, 8), [SQ, None], seed=11), (8, 8),
                                 plan.params)
-    other_weights = compile_stages(make_stages([13, 7, 5], (4, 8), [SQ, None], seed=12),
-                                   (4, 8), plan.params)
+    same_tiles = [dict(st, matrix=1.5 * st["matrix"]) for st in tiny["stages"]]
+    other_weights = compile_stages(same_tiles, (4, 8), plan.params)   # same live chunks
     client = Client(plan, extra_plans=[other_tile, other_weights],
                     context=tiny["client"].context)
     assert client.key_id == server.key_id
