@@ -23,6 +23,17 @@ What is compared, for every network x variant x request size ``B``:
   already-trained dense network (for the random network HEPEx would retrain
   it), fine-tuned on the training data (random network: on random inputs
   labelled by the random network itself);
+- variant ``hepex``: the deployment path of the package, ``HEPEx(MLPClassifier(...),
+  variant_steps("PPTE"), tile_shape="auto", request_size=B,
+  search={"tiles__tile_sparsity": HEPEX_BUDGETS}, random_state=0)`` fitted on
+  the training data: the tile shape is chosen for ``B`` before pruning and the
+  budget is the fewest ciphertexts within 2.5% of dense accuracy on a
+  validation split of the training data (the test accuracy is recorded, never
+  used).  The digits networks use the digits split; 784-256-128-10 uses digits
+  upscaled to 28 x 28 (:func:`digits_784`), a real task for its 784 inputs,
+  while its dense variant keeps the random weights (a dense network's HE cost
+  does not depend on its weights).  The rendered page compares it with the
+  *dense* network on HElayers and on skhepex, cells of the same run;
 - request sizes ``B`` = 1, 16, 64, 256 samples;
 - weights stay plaintext on the server for both systems.
 
@@ -75,6 +86,9 @@ Usage::
     python benchmarks/vs_helayers.py --quick --out /tmp/vs_helayers_quick.json   # ~1 min
     python benchmarks/vs_helayers.py --out benchmarks/results/vs_helayers.json   # 2-3 h
     python benchmarks/vs_helayers.py --networks 64-128-10 --batches 1 16 --repeats 3
+    python benchmarks/vs_helayers.py --variants dense hepex --out NEW.json   # HE-PEx deployment
+    python benchmarks/vs_helayers.py --out benchmarks/results/vs_helayers.json \\
+        --merge NEW.json "reason"            # replace / add the cells of a partial re-run
     python benchmarks/vs_helayers.py --render benchmarks/results/vs_helayers.json \\
         --rst docs/vs_helayers.rst          # (re)write the documentation page
 """
