@@ -954,8 +954,10 @@ def render_rst(result, json_path):
         "optional peer of this benchmark only, never a dependency of skhepex) on the very "
         "same float64 weights: MLPs with square activations, 64-128-10 and 64-128-128-10 "
         "trained on digits and 784-256-128-10 with random weights (inputs uniform in "
-        "[0, 1]); dense and HE-PEx-pruned; requests of B = 1, 16, 64, 256 samples; "
-        "weights in plaintext on the server.",
+        "[0, 1]); variants *dense*, *pruned* (HE-PEx steps at a fixed budget on the dense "
+        "weights) and *hepex* (``HEPEx`` fitted for the request size, its own table "
+        "below); requests of B = 1, 16, 64, 256 samples; weights in plaintext on the "
+        "server.",
         "",
         "* **skhepex**: ``HEPredictor(net, prefit=True, batch_size=B).fit()``: automatic "
         "tile shape for the request size B; the pruned network is packed with the tile "
@@ -966,7 +968,7 @@ def render_rst(result, json_path):
         "(SEAL CKKS), ``optimize_for_batch_size(B)``, ``set_model_encrypted(False)``, "
         "``HeModel.compile`` / ``create_context`` / ``encode``; for the pruned networks "
         "the internal flag ``pruneZeroPTiles`` is set right after ``encode``.",
-        "* **HE-PEx**: magnitude pruning (80%, global), permutation, tile pruning (50%) "
+        "* **pruned**: magnitude pruning (80%, global), permutation, tile pruning (50%) "
         "-- the steps ``HEPEx`` applies after its dense stage, applied to the dense "
         "weights -- at the tile shape skhepex picks for the *dense* network at that B, "
         "so the pruned weights differ per B.  HElayers gets them, zeros included, in "
@@ -1021,7 +1023,9 @@ def render_rst(result, json_path):
         "Layouts and CKKS parameters", "---------------------------", "",
         "skhepex: tile ``t1 x t2`` (samples per ciphertext), input ciphertexts per "
         "ciphertext batch, weight plaintexts, Galois keys; a ``*`` marks a layout that "
-        "differed between repeats (the automatic choice uses measured unit costs).  "
+        "differed between repeats (possible only in the runs before 2026-12-01 18:00, "
+        "when the automatic choice used measured unit costs; it uses tabulated ones "
+        "since).  "
         "HElayers: tile layout (the last dimension is the batch), rotation keys.  CKKS: "
         "ring dimension, prime chain in bits (skhepex's ends with its special "
         "key-switching prime, *sp*; HElayers' ``get_modulus_chain()`` lists the data "
