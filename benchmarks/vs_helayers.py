@@ -790,6 +790,8 @@ def merge_results(path, new_path, reason):
                        for k in [(c["network"], c["variant"], c["batch"])]]
     result["cells"] += [dict(c, rerun=new["started"]) for k, c in fresh.items()
                         if k not in old]      # cells (e.g. a new variant) not run before
+    result["cells"].sort(key=lambda c: (list(NETWORKS).index(c["network"]), c["batch"],
+                                        VARIANTS.index(c["variant"])))
     result.setdefault("reruns", []).append(dict(
         started=new["started"], total_s=new.get("total_s"), args=new.get("args"),
         cells=[list(k) for k in fresh], reason=reason))
