@@ -57,7 +57,7 @@ class KeyOwnerMixin:
     def _setup_backend(self):
         self._servers, self._packages, self._sized_plans, self._clients = {}, {}, {}, {}
         self.client_ = self.server_ = None
-        if self.mode == "simulate":
+        if self._fitted("mode") == "simulate":
             return
         from .client import Client
 
@@ -83,7 +83,7 @@ class KeyOwnerMixin:
     # --------------------------------------------------------------- client
     def _check_keys(self):
         check_is_fitted(self, "plan_")
-        if self.mode == "encrypted" and getattr(self, "client_", None) is None:
+        if self._fitted("mode") == "encrypted" and getattr(self, "client_", None) is None:
             raise RuntimeError("this HEPredictor holds no keys (they are never pickled); call "
                                "rekey() to generate fresh ones")
 
@@ -152,7 +152,7 @@ class KeyOwnerMixin:
             Ciphertexts (``plan_.batch`` samples each); ``serialize()`` gives bytes.
         """
         self._check_keys()
-        if self.mode == "simulate":
+        if self._fitted("mode") == "simulate":
             raise RuntimeError("encrypt is not available in mode='simulate'")
         return self.client_.encrypt(self._client_input(X))
 
@@ -230,7 +230,7 @@ class KeyOwnerMixin:
             ``path``.
         """
         self._check_keys()
-        if self.mode == "simulate":
+        if self._fitted("mode") == "simulate":
             raise RuntimeError("simulate mode has no keys to save")
         ctx = self.client_.save_context()
         salt = os.urandom(16) if password is not None else b""
@@ -266,7 +266,7 @@ class KeyOwnerMixin:
         from .client import Client
 
         check_is_fitted(self, "plan_")
-        if self.mode == "simulate":
+        if self._fitted("mode") == "simulate":
             raise RuntimeError("simulate mode uses no keys")
         with open(path, "rb") as f:
             h, arrays = unpack(f.read(), "ClientKeys")

@@ -176,6 +176,11 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
     keys saved with :meth:`save_client` (:meth:`load_client`), or call
     :meth:`rekey` to generate fresh ones.
 
+    A parameter changed with ``set_params`` after ``fit`` takes effect at the
+    next ``fit``: ``predict`` and the other methods use the values ``fit``
+    saw (a request-sized packing compiled later too), except ``n_jobs`` and
+    ``verbose``, which apply at once.
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits
@@ -240,10 +245,6 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
         return get_tile_shape(self.estimator)
 
     # ------------------------------------------------------------------ fit
-    def _param_kw(self):
-        return dict(poly_modulus_degree=self.poly_modulus_degree,
-                    coeff_mod_bit_sizes=self.coeff_mod_bit_sizes,
-                    scale_bits=self.scale_bits, security_level=self.security_level)
 
     def fit(self, X=None, y=None, **fit_params):
         """Fit the estimator (unless ``prefit``), pack it and create the keys.
@@ -269,6 +270,8 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
             than 128, or a non-polynomial activation (naming the layer).
         """
         self._validate_params()
+        self._fit_params = {k: v for k, v in self.get_params(deep=False).items()
+                            if k not in ("estimator", "n_jobs", "verbose")}
         if self.security_level != 128:
             raise ValueError(f"security_level={self.security_level!r} is not supported: only "
                              f"128-bit security (HE standard bounds) is implemented")
@@ -308,7 +311,7 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
         self.plan_ = plans["predict"]
         self.transform_plan_ = plans.get("transform")
         self._setup_backend()
-        simulate = self.mode == "simulate"
+        simulate = self._fitted("mode") == "simulate"
         costs = (unit_costs(self.params_, measure=False) if simulate else
                  unit_costs(self.params_, client=self.client_))   # timed with its own keys
         self.report_ = HECostReport(self.plan_, costs, "tabulated" if simulate else "measured")

@@ -85,11 +85,23 @@ def _progress(n_chunks, verbose, n_samples):
 class RequestMixin:
     """Request orchestration of :class:`~skhepex.he.HEPredictor`."""
 
+    def _fitted(self, name):
+        """Parameter ``name`` as it was at ``fit``: a ``set_params`` after ``fit``
+        takes effect at the next ``fit`` (``n_jobs`` and ``verbose`` at once)."""
+        return getattr(self, "_fit_params", {}).get(name, getattr(self, name))
+
+    def _param_kw(self):
+        """The CKKS parameter settings ``fit`` saw (values or ``"auto"``)."""
+        return dict(poly_modulus_degree=self._fitted("poly_modulus_degree"),
+                    coeff_mod_bit_sizes=self._fitted("coeff_mod_bit_sizes"),
+                    scale_bits=self._fitted("scale_bits"),
+                    security_level=self._fitted("security_level"))
+
     def _sized(self, which, n):
         """(plan, guard) for a request of ``n`` samples (request-sized when auto)."""
         main = self._plan(which), self.guard_
-        if (self.batch_size != "auto" or self.mode == "simulate"
-                or not isinstance(self.tile_shape, str)):
+        if (self._fitted("batch_size") != "auto" or self._fitted("mode") == "simulate"
+                or not isinstance(self._fitted("tile_shape"), str)):
             return main     # an explicit tile shape or batch size is packed as given
         # the fitted plan is the throughput packing, unless it is the shape the
         # model was pruned for: then large requests are sized too (up to a full
@@ -115,8 +127,9 @@ class RequestMixin:
         """
         holder = self._parts.holder
         n_stages = len(main[0].stages)
-        common = dict(encrypt_weights=self.encrypt_weights, batch_size=size, measure=False,
-                      n_stages=n_stages, max_memory=self.max_memory)
+        ew = self._fitted("encrypt_weights")
+        common = dict(encrypt_weights=ew, batch_size=size, measure=False, n_stages=n_stages,
+                      max_memory=self._fitted("max_memory"))
         fixed = params_kwargs(self.params_)
 
         def total(r):
@@ -131,7 +144,7 @@ class RequestMixin:
                 options.append((total(rec[tuple(self.tile_shape_)]), 0, None, False))
         except ValueError:                           # no shape fits the fitted parameters
             pass
-        if isinstance(self.coeff_mod_bit_sizes, str):  # parameters chosen by skhepex
+        if isinstance(self._fitted("coeff_mod_bit_sizes"), str):  # parameters chosen by skhepex
             try:
                 shape, table = choose_tile_shape(holder, param_kw=self._param_kw(),
                                                  input_range=self.input_range_, **common)
@@ -147,11 +160,11 @@ class RequestMixin:
         stages = build_stages(holder, shape, n_stages)
         if own:
             params, plans, guard = compile_packing({which: stages}, shape, self._param_kw(),
-                                                   self.input_range_, self.encrypt_weights)
+                                                   self.input_range_, ew)
             plan = plans[which]
         else:
             plan = compile_stages(stages, shape, self.params_,
-                                  encrypt_weights=self.encrypt_weights)
+                                  encrypt_weights=ew)
             guard = RangeGuard({which: stages}, shape, self.params_, self.input_range_)
         logger.info("request size %d: tile %s, N=%d%s (fitted %s)", size, shape,
                     plan.params.poly_modulus_degree, " (own keys)" if own else "",
@@ -160,7 +173,8 @@ class RequestMixin:
 
     def _chunks(self, X, which, plan, guard):
         """(start, stop, bound) of every round trip (guard checks, sentinel room)."""
-        step = plan.batch if self.batch_size == "auto" else int(self.batch_size)
+        batch_size = self._fitted("batch_size")
+        step = plan.batch if batch_size == "auto" else int(batch_size)
         out, start = [], 0
         while start < X.shape[0]:
             stop = min(start + step, X.shape[0])
@@ -185,7 +199,7 @@ class RequestMixin:
         """
         plan, guard = self._sized(which, request_size)
         chunks = self._chunks(X, which, plan, guard) if X.shape[0] else []
-        if self.mode == "simulate" or not chunks:
+        if self._fitted("mode") == "simulate" or not chunks:
             return [(plan, guard, chunks)], X.shape[0]
         tail = chunks[-1]
         if tail[1] - tail[0] >= plan.batch - 1:
@@ -207,7 +221,7 @@ class RequestMixin:
         for plan, guard, chunks in segments:
             if not chunks:
                 continue
-            if self.mode == "simulate":
+            if self._fitted("mode") == "simulate":
                 bound = guard.check_request(X, which)
                 yield (guard.check_result(PlainSimulator(plan).predict(X), bound),
                        None, 0., 0., plan)
@@ -261,7 +275,7 @@ class RequestMixin:
         if method == "raw":
             result = np.empty((n, self._plan(which).n_outputs))
         # a block feeds every worker twice: batches run in parallel within a block
-        jobs = 1 if self.mode == "simulate" else effective_n_jobs(self.n_jobs)
+        jobs = 1 if self._fitted("mode") == "simulate" else effective_n_jobs(self.n_jobs)
         batch = self._sized(which, n)[0].batch if n else 1
         block = max(STREAM_BLOCK, (2 * jobs if jobs > 1 else 1) * batch)
         pos, pending = 0, None
@@ -303,7 +317,7 @@ class RequestMixin:
             every round trip (a tail run on a smaller packing included).
         """
         self._check_keys()
-        if self.mode == "simulate":
+        if self._fitted("mode") == "simulate":
             raise RuntimeError("measure needs mode='encrypted' (simulate mode times nothing)")
         Xc = self._client_input(X)
         seconds = np.zeros(len(self.plan_.stages))

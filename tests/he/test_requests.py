@@ -96,6 +96,25 @@ def test_small_request_packs_fewer_slots(digits):
     assert "of the slots used" in str(rep)
 
 
+def test_set_params_after_fit_waits_for_the_next_fit(digits):
+    """predict keeps the packing fit chose, including size classes compiled
+    after the change; the next fit applies the new values."""
+    X_train, X_test, y_train, _ = digits
+    est = _fit(MLPClassifier(hidden_layer_sizes=(32,), max_iter=5, random_state=0),
+               X_train, y_train)
+    he = HEPredictor(est, prefit=True).fit()
+    want = he.decision_function(X_test[:3])
+    plan_fit = he.plan_
+    he.set_params(batch_size=16, mode="simulate", max_memory=1, n_jobs=1)
+    assert he._sized("predict", 9)[0].batch < plan_fit.batch    # still request-sized
+    np.testing.assert_allclose(he.decision_function(X_test[:3]), want, atol=1e-3)
+    assert he.encrypt(X_test[:2]).n_samples == 2                # still encrypted mode
+    assert he.plan_ is plan_fit
+    he.fit()                                                    # now the new values
+    assert he.client_ is None                                   # simulate: no keys
+    assert he._sized("predict", 9)[0] is he.plan_               # batch_size=16: as given
+
+
 def test_request_tail_runs_on_a_plan_sized_to_it(digits, monkeypatch):
     """Full batches on the throughput plan; the few samples left on a small plan."""
     X_train, X_test, y_train, _ = digits
