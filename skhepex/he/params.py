@@ -18,11 +18,17 @@ independent of depth while the special prime is large:
     scale 25 -> 8e-4 .. 2e-3,  26 -> 4e-4 .. 8e-4,  27 -> 2e-4 .. 4e-4,
     28 -> 1e-4 .. 2e-4,  30 -> 4e-5,  33 -> 4e-6,  40 -> 1e-6 .. 3e-6.
 
-An outlier found later at scale 28 (depth 5, N=8192, [37, 28x5, 41], 1x8 tiles, a
-64-13-7-1 regressor): the median error is 2e-5, but with about one key set in six
-the sample in slot 0 is off by 1e-3 to 1.2e-3 (the same with every encryption
-under that key, and it stays at slot 0 when the samples are rolled).  Not
-understood yet; a minimum scale of 29 bits would move such networks to N=16384.
+A key-dependent outlier (found later): SEAL's key-switching digits lie in
+[0, q_i), not centred, so every rotation adds a fixed term ~ (q0 / 2P) * J * e_key
+(J = 1 + X + ... + X^(N-1), e_key the Galois key's error) that depends only on the
+key and is large only in the slots whose root zeta^k lies near +-1 (|J| is about
+2N/(pi k): some 5200 at slot 0, k = 1, for N = 8192).  With [37, 28x5, 41] (q0/2P = 2^-5) and rotations
+run at scale 2^28 it reaches 1e-4 per rotation at slot 0 and, summed over the
+reduce rotations and squared, 1e-3 to 1.2e-3 at the output for about one key set
+in six (median 2e-5); the other slots stay near 4e-6 per rotation.  Measured
+remedies: running the reduce rotations before the rescale (at scale s*q) removes
+it and cuts the median error 4x, for about 10% more evaluation time; a special
+prime about 20 bits above q0 removes it too, but costs scale or headroom bits.
 
 A small special prime (close to the data primes) adds key-switching noise:
 depth 6 at N=8192 ([34] + [25]*6 + [34]) gave 1.6e-2, and the best depth-6 layout
