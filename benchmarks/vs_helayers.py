@@ -30,7 +30,7 @@ What is compared, for every network x variant x request size ``B``:
   budget is the fewest ciphertexts within 2.5% of dense accuracy on a
   validation split of the training data (the test accuracy is recorded, never
   used).  The digits networks use the digits split; 784-256-128-10 uses digits
-  upscaled to 28 x 28 (:func:`digits_784`), a real task for its 784 inputs,
+  upscaled to 28 x 28 (``digits_split(upscale=True)``), a real task for its 784 inputs,
   while its dense variant keeps the random weights (a dense network's HE cost
   does not depend on its weights).  The rendered page compares it with the
   *dense* network on HElayers and on skhepex, cells of the same run;
@@ -180,18 +180,13 @@ def forward64(coefs, intercepts, X):
 
 def build_network(name, quick=False):
     """The dense network, its training data and the evaluation inputs."""
-    from sklearn.datasets import load_digits
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import train_test_split
 
     from skhepex import MLPClassifier
 
     spec = NETWORKS[name]
     if spec["data"] == "digits":
-        X, y = load_digits(return_X_y=True)
-        X = X / 16.0
-        X_tr, X_te, y_tr, _ = train_test_split(X, y, test_size=0.25, stratify=y,
-                                               random_state=0)
+        X_tr, X_te, y_tr, _ = digits_split()
         net = MLPClassifier(hidden_layer_sizes=spec["hidden"], activation="square",
                             max_iter=30 if quick else 200, random_state=0)
         with warnings.catch_warnings():
@@ -261,21 +256,25 @@ def prune_network(dense, X_tr, y_tr, tile_shape, quick=False):
     return est, info
 
 
-def digits_784(quick=False):
-    """Digits upscaled to 28 x 28 (784 features in [0, 1]): a real task for 784-256-128-10.
+def digits_split(upscale=False, quick=False):
+    """Digits / 16 (features in [0, 1]), split 75/25, stratified, seed 0.
 
-    Bilinear ``scipy.ndimage.zoom`` of every 8 x 8 image by 3.5; the same
-    stratified 75/25 split (seed 0) as the digits networks.
+    ``upscale``: every 8 x 8 image zoomed bilinearly by 3.5 to 28 x 28 (784
+    features, ``scipy.ndimage.zoom``), a real task for 784-256-128-10
+    (``quick``: its first 400 images only).
     """
-    from scipy.ndimage import zoom
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     X, y = load_digits(return_X_y=True)
-    if quick:
-        X, y = X[:400], y[:400]
-    imgs = np.stack([zoom(im.reshape(8, 8) / 16.0, 3.5, order=1) for im in X])
-    X = np.clip(imgs.reshape(len(X), -1), 0.0, 1.0)
+    X = X / 16.0
+    if upscale:
+        from scipy.ndimage import zoom
+
+        if quick:
+            X, y = X[:400], y[:400]
+        X = np.stack([zoom(im.reshape(8, 8), 3.5, order=1) for im in X])
+        X = np.clip(X.reshape(len(X), -1), 0.0, 1.0)
     return train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
 
 
@@ -287,24 +286,17 @@ def hepex_network(name, B, quick=False, memory=None):
     tile shape is chosen for ``B`` before pruning, the budget is the fewest
     ciphertexts within 2.5% of dense on a validation split of the training
     data.  Digits networks: the digits split of :func:`build_network`;
-    784-256-128-10: :func:`digits_784` (the dense variant of that network keeps
+    784-256-128-10: ``digits_split(upscale=True)`` (the dense variant of that network keeps
     its random weights: the HE cost of a dense network does not depend on
     them).  Returns the pruned network, its evaluation inputs and a record.
     """
-    from sklearn.datasets import load_digits
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import train_test_split
 
     from skhepex import HEPEx, MLPClassifier
     from skhepex.experiments import variant_steps
 
     spec = NETWORKS[name]
-    if spec["data"] == "digits":
-        X, y = load_digits(return_X_y=True)
-        X_tr, X_te, y_tr, y_te = train_test_split(X / 16.0, y, test_size=0.25, stratify=y,
-                                                  random_state=0)
-    else:
-        X_tr, X_te, y_tr, y_te = digits_784(quick)
+    X_tr, X_te, y_tr, y_te = digits_split(upscale=spec["data"] != "digits", quick=quick)
     est = MLPClassifier(hidden_layer_sizes=spec["hidden"], activation="square",
                         max_iter=30 if quick else 200, random_state=0)
     budgets = (0.5, 0.9) if quick else HEPEX_BUDGETS
@@ -848,7 +840,7 @@ HEPEX_INTRO = [
     "and the budget is the fewest ciphertexts within 2.5% of dense accuracy on a "
     "validation split of the training data (the test split is only reported).  Digits "
     "networks: the digits split; 784-256-128-10: digits upscaled to 28 x 28 "
-    "(``digits_784``), while its dense cells keep their random weights (the cost of a "
+    "(``digits_split(upscale=True)``), while its dense cells keep their random weights (the cost of a "
     "dense network does not depend on its weights).  Times in CPU ms per sample; "
     "*ratio* = the pruned skhepex model / the dense network on HElayers, then on "
     "skhepex, cells of the same run.", ""]

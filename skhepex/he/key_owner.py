@@ -51,13 +51,32 @@ def _write_private(path, data):
         raise
 
 
+def cached(cache, key, make):
+    """``cache[key]``, computed by ``make()`` on first use.
+
+    Concurrent first uses may each call ``make``; ``setdefault`` keeps one
+    result, which every caller gets (a race costs time, never consistency).
+    """
+    value = cache.get(key)
+    return value if value is not None else cache.setdefault(key, make())
+
+
 class KeyOwnerMixin:
     """Client-side methods of :class:`~skhepex.he.HEPredictor` (the key owner)."""
+
+    def _fitted(self, name):
+        """Parameter ``name`` as it was at ``fit``: a ``set_params`` after ``fit``
+        takes effect at the next ``fit`` (``n_jobs`` and ``verbose`` at once)."""
+        return getattr(self, "_fit_params", {}).get(name, getattr(self, name))
+
+    def _simulated(self):
+        """Whether the fitted predictor runs in ``mode="simulate"`` (no keys)."""
+        return self._fitted("mode") == "simulate"
 
     def _setup_backend(self):
         self._servers, self._packages, self._sized_plans, self._clients = {}, {}, {}, {}
         self.client_ = self.server_ = None
-        if self._fitted("mode") == "simulate":
+        if self._simulated():
             return
         from .client import Client
 
@@ -83,7 +102,7 @@ class KeyOwnerMixin:
     # --------------------------------------------------------------- client
     def _check_keys(self):
         check_is_fitted(self, "plan_")
-        if self._fitted("mode") == "encrypted" and getattr(self, "client_", None) is None:
+        if not self._simulated() and getattr(self, "client_", None) is None:
             raise RuntimeError("this HEPredictor holds no keys (they are never pickled); call "
                                "rekey() to generate fresh ones")
 
@@ -116,20 +135,14 @@ class KeyOwnerMixin:
         """
         if plan.params == self.client_.plan.params:
             return self.client_
-        client = self._clients.get(plan.params)
-        if client is None:        # setdefault: concurrent first requests share one key set
-            from .client import Client
+        from .client import Client
 
-            client = self._clients.setdefault(plan.params, Client(plan))
-        return client
+        return cached(self._clients, plan.params, lambda: Client(plan))
 
     def _server_for(self, plan, which):
         """ServerModel of ``plan`` (fitted or request-sized), built once per plan."""
-        server = self._servers.get(id(plan))
-        if server is None:
-            server = self._servers.setdefault(
-                id(plan), self._client_for(plan).server_model(plan, name=which))
-        return server
+        return cached(self._servers, id(plan),
+                      lambda: self._client_for(plan).server_model(plan, name=which))
 
     @property
     def transform_server_(self):
@@ -152,7 +165,7 @@ class KeyOwnerMixin:
             Ciphertexts (``plan_.batch`` samples each); ``serialize()`` gives bytes.
         """
         self._check_keys()
-        if self._fitted("mode") == "simulate":
+        if self._simulated():
             raise RuntimeError("encrypt is not available in mode='simulate'")
         return self.client_.encrypt(self._client_input(X))
 
@@ -230,7 +243,7 @@ class KeyOwnerMixin:
             ``path``.
         """
         self._check_keys()
-        if self._fitted("mode") == "simulate":
+        if self._simulated():
             raise RuntimeError("simulate mode has no keys to save")
         ctx = self.client_.save_context()
         salt = os.urandom(16) if password is not None else b""
@@ -266,7 +279,7 @@ class KeyOwnerMixin:
         from .client import Client
 
         check_is_fitted(self, "plan_")
-        if self._fitted("mode") == "simulate":
+        if self._simulated():
             raise RuntimeError("simulate mode uses no keys")
         with open(path, "rb") as f:
             h, arrays = unpack(f.read(), "ClientKeys")

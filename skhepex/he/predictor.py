@@ -311,7 +311,7 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
         self.plan_ = plans["predict"]
         self.transform_plan_ = plans.get("transform")
         self._setup_backend()
-        simulate = self._fitted("mode") == "simulate"
+        simulate = self._simulated()
         costs = (unit_costs(self.params_, measure=False) if simulate else
                  unit_costs(self.params_, client=self.client_))   # timed with its own keys
         self.report_ = HECostReport(self.plan_, costs, "tabulated" if simulate else "measured")
@@ -379,7 +379,7 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples whose log-probabilities are computed under encryption.
+            Samples whose logits are computed under encryption.
 
         Returns
         -------
@@ -395,7 +395,7 @@ class HEPredictor(RequestMixin, KeyOwnerMixin, MetaEstimatorMixin, BaseEstimator
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples whose logits are computed under encryption.
+            Samples to represent under encryption.
 
         Returns
         -------

@@ -26,11 +26,12 @@ from sklearn.utils.validation import _num_samples
 from ..estimators import get_tile_shape
 from .build import compile_packing
 from .compiler import compile_stages
+from .costs import unit_costs
 from .guard import RangeGuard
+from .key_owner import cached
 from .packing import has_static_sentinels
 from .parallel import evaluate_serialized, package_array
 from .planner import choose_tile_shape
-from .costs import unit_costs
 from .report import HECostReport, params_kwargs
 from .simulator import PlainSimulator
 from .stages import build_stages
@@ -85,11 +86,6 @@ def _progress(n_chunks, verbose, n_samples):
 class RequestMixin:
     """Request orchestration of :class:`~skhepex.he.HEPredictor`."""
 
-    def _fitted(self, name):
-        """Parameter ``name`` as it was at ``fit``: a ``set_params`` after ``fit``
-        takes effect at the next ``fit`` (``n_jobs`` and ``verbose`` at once)."""
-        return getattr(self, "_fit_params", {}).get(name, getattr(self, name))
-
     def _param_kw(self):
         """The CKKS parameter settings ``fit`` saw (values or ``"auto"``)."""
         return dict(poly_modulus_degree=self._fitted("poly_modulus_degree"),
@@ -100,7 +96,7 @@ class RequestMixin:
     def _sized(self, which, n):
         """(plan, guard) for a request of ``n`` samples (request-sized when auto)."""
         main = self._plan(which), self.guard_
-        if (self._fitted("batch_size") != "auto" or self._fitted("mode") == "simulate"
+        if (self._fitted("batch_size") != "auto" or self._simulated()
                 or not isinstance(self._fitted("tile_shape"), str)):
             return main     # an explicit tile shape or batch size is packed as given
         # the fitted plan is the throughput packing, unless it is the shape the
@@ -111,11 +107,8 @@ class RequestMixin:
         if n >= main[0].batch and not carried:
             return main
         size = min(request_size_class(n), slots) if carried else request_size_class(n)
-        key = (which, size)
-        sized = self._sized_plans.get(key)
-        if sized is None:      # setdefault: concurrent first requests keep one packing
-            sized = self._sized_plans.setdefault(key, self._compile_sized(which, size, main))
-        return sized
+        return cached(self._sized_plans, (which, size),
+                      lambda: self._compile_sized(which, size, main))
 
     def _compile_sized(self, which, size, main):
         """Best packing for ``size`` samples: fitted keys, or parameters of its own.
@@ -199,7 +192,7 @@ class RequestMixin:
         """
         plan, guard = self._sized(which, request_size)
         chunks = self._chunks(X, which, plan, guard) if X.shape[0] else []
-        if self._fitted("mode") == "simulate" or not chunks:
+        if self._simulated() or not chunks:
             return [(plan, guard, chunks)], X.shape[0]
         tail = chunks[-1]
         if tail[1] - tail[0] >= plan.batch - 1:
@@ -221,7 +214,7 @@ class RequestMixin:
         for plan, guard, chunks in segments:
             if not chunks:
                 continue
-            if self._fitted("mode") == "simulate":
+            if self._simulated():
                 bound = guard.check_request(X, which)
                 yield (guard.check_result(PlainSimulator(plan).predict(X), bound),
                        None, 0., 0., plan)
@@ -275,7 +268,7 @@ class RequestMixin:
         if method == "raw":
             result = np.empty((n, self._plan(which).n_outputs))
         # a block feeds every worker twice: batches run in parallel within a block
-        jobs = 1 if self._fitted("mode") == "simulate" else effective_n_jobs(self.n_jobs)
+        jobs = 1 if self._simulated() else effective_n_jobs(self.n_jobs)
         batch = self._sized(which, n)[0].batch if n else 1
         block = max(STREAM_BLOCK, (2 * jobs if jobs > 1 else 1) * batch)
         pos, pending = 0, None
@@ -317,7 +310,7 @@ class RequestMixin:
             every round trip (a tail run on a smaller packing included).
         """
         self._check_keys()
-        if self._fitted("mode") == "simulate":
+        if self._simulated():
             raise RuntimeError("measure needs mode='encrypted' (simulate mode times nothing)")
         Xc = self._client_input(X)
         seconds = np.zeros(len(self.plan_.stages))
