@@ -24,6 +24,10 @@ network becomes stage dicts).  Output: a frozen
   live tile of the first stage reads is not in its ``live_in``: the client
   neither encodes nor encrypts it (pruning that empties a tile-column of the
   first layer saves input ciphertexts too).
+* A stage dict with ``gather=True`` (a "W" stage after a "WT" stage, see
+  :func:`final_gather`) is gathered: the "WT" stage before it is neither
+  masked nor replicated, one level less; its lanes whose weights all encode to
+  zero are skipped like tiles.
 * With ``t1 == 1`` a "WT" stage has nothing to reduce: no rotation, no mask, no
   mask level.  With 1x1 tiles every plaintext is one value in every slot: the
   plan keeps the scalar and the server encodes it when it is used.
@@ -41,7 +45,7 @@ from .params import CKKSParams, choose_params, prime_values, validate_params
 from .plan import CompiledPlan, PtKey, RowPlan, StagePlan, key_nbytes
 from .program import CountingBackend, run_program
 
-__all__ = ["compile_stages", "count_ops", "required_depth", "poly_value"]
+__all__ = ["compile_stages", "count_ops", "required_depth", "poly_value", "final_gather"]
 
 
 def _check_activation(act, name):
@@ -79,21 +83,65 @@ def poly_value(z, abc):
     return a * z * z + b * z + c
 
 
-def _needs_mask(st, last, tile_shape=None) -> bool:
-    """Whether a "WT" stage's output must be masked and re-replicated (t1 > 1, not last)."""
-    if st["orientation"] != "WT" or last:
-        return False
+def _t1(st, tile_shape=None) -> int:
+    """``t1`` of the packing (read from a stage's block shape when not given)."""
     if tile_shape is not None:
-        return int(tile_shape[0]) > 1
+        return int(tile_shape[0])
     bs = st.get("block_shape")
-    return bs is None or int(bs[1]) > 1
+    if bs is None:
+        return 2
+    return int(bs[0] if st["orientation"] == "W" else bs[1])
+
+
+def _gathers(stages, s_i, tile_shape=None) -> bool:
+    """Whether stage ``s_i`` is gathered (flagged, a "W" stage after a "WT" one, t1 > 1)."""
+    st = stages[s_i]
+    return (bool(st.get("gather", False)) and st["orientation"] == "W" and s_i > 0
+            and _t1(st, tile_shape) > 1)
+
+
+def _needs_mask(stages, s_i, tile_shape=None) -> bool:
+    """Whether a "WT" stage's output is masked and re-replicated.
+
+    Not for the last stage, not with ``t1 == 1``, and not before a gathered stage.
+    """
+    st = stages[s_i]
+    if st["orientation"] != "WT" or s_i == len(stages) - 1:
+        return False
+    return _t1(st, tile_shape) > 1 and not _gathers(stages, s_i + 1, tile_shape)
+
+
+def final_gather(stages, tile_shape):
+    """The stages with the last one gathered, or ``None`` when it cannot be.
+
+    A gathered last stage (:mod:`skhepex.he.program`) saves the mask level and
+    the replication of the "WT" stage before it, at ``t1`` times its own
+    plaintext multiplies; :func:`skhepex.he.build.choose_variant` prices both.
+
+    Parameters
+    ----------
+    stages : list of dict
+        Stage dicts.
+    tile_shape : (int, int)
+        Tile shape.
+
+    Returns
+    -------
+    stages : list of dict or None
+        Shallow copies (the last one with ``gather=True``), or ``None`` when
+        the last stage is not a "W" stage after a "WT" stage with ``t1 > 1``.
+    """
+    if len(stages) < 2 or int(tile_shape[0]) < 2 or stages[-1]["orientation"] != "W":
+        return None
+    return [dict(st) for st in stages[:-1]] + [dict(stages[-1], gather=True)]
 
 
 def required_depth(stages, tile_shape=None) -> int:
     """Multiplicative depth (rescalings) the packed network consumes.
 
     Per stage: 1 (weights) + 1 for an activation with ``a != 0`` + 1 for the
-    mask of a "WT" stage followed by another stage (none when ``t1 == 1``).
+    mask of a "WT" stage followed by another stage (none when ``t1 == 1`` or
+    when the next stage is gathered).
 
     Parameters
     ----------
@@ -113,7 +161,7 @@ def required_depth(stages, tile_shape=None) -> int:
     for s_i, st in enumerate(stages):
         abc = _check_activation(st.get("activation"), st.get("name", s_i))
         d += 1 + (abc is not None and abc[0] != 0.0)
-        d += _needs_mask(st, s_i == len(stages) - 1, tile_shape)
+        d += _needs_mask(stages, s_i, tile_shape)
     return int(d)
 
 
@@ -189,7 +237,8 @@ def _build(stages, tile_shape, slots, materialize, encrypt_weights, zero_tol):
         P, Q, r, c = blocks.shape
         abc = _check_activation(st.get("activation"), name)
         sign, lin, cst, fac = _fold_activation(abc)
-        masked = orient == "WT" and s_i < len(stages) - 1 and t1 > 1
+        masked = _needs_mask(stages, s_i, tile_shape)
+        gather = _gathers(stages, s_i, tile_shape)
         live_in = list(range(Q)) if prev is None else [row.p for row in prev.rows]
         # constant input chunks (rows of the previous stage without live tiles) -> bias
         xc = np.zeros(Q * c)
@@ -208,11 +257,22 @@ def _build(stages, tile_shape, slots, materialize, encrypt_weights, zero_tol):
             terms = []
             for q in qs:
                 blk = blocks[p, q] * fac                            # (r, c) (out, in)
+                if gather:    # lane i: W[p t1 + i, q t2 + j] at (j, 0), zero elsewhere
+                    for i in np.flatnonzero(np.abs(blk).max(axis=1) > zero_tol):
+                        key = PtKey(s_i, "w", p, q, int(i))
+                        fill = np.zeros((t2, t1))
+                        fill[:, 0] = blk[i]
+                        pts[key] = vec(fill)
+                        terms.append((q, key))
+                    continue
                 # W: slot(j,i) = W[p t1 + i, q t2 + j] = blk[i, j] -> fill[j, i] = blk.T
                 # WT: slot(j,i) = W[p t2 + j, q t1 + i] = blk[j, i] -> fill = blk
                 key = PtKey(s_i, "w", p, q)
                 pts[key] = vec(blk.T if orient == "W" else blk)
                 terms.append((q, key))
+            if not terms:     # every lane of every live tile encodes to zero
+                const_out[p] = poly_value(beff[p * r:(p + 1) * r], abc)
+                continue
             bvals = beff[p * r:(p + 1) * r] * fac + (cst if sign == 0 else 0.0)
             if orient == "W":
                 bfill = np.tile(bvals[None, :], (t2, 1))               # indexed along i
@@ -237,9 +297,11 @@ def _build(stages, tile_shape, slots, materialize, encrypt_weights, zero_tol):
         else:
             red = [b * (1 << k) for k in range(int(np.log2(t1)))]
             rep = [-(b * (1 << k)) for k in range(int(np.log2(t1)))] if masked else []
+        merge = [-(b * (1 << k)) for k in range(int(np.log2(t1)))] if gather else []
         plans.append(StagePlan(name, orient, n_in, len(beta), (P, Q), tmask, live_in, rows,
                                const_out, red, rep, sign, masked, c, r,
-                               encrypted=bool(encrypt_weights)))
+                               encrypted=bool(encrypt_weights), gather=gather,
+                               merge_steps=merge))
         const_in = const_out
     return plans, pts, b, scalar
 

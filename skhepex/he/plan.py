@@ -115,12 +115,16 @@ class PtKey(NamedTuple):
         Output tile-row.
     q : int
         Input tile-column (weights only; -1 otherwise).
+    i : int
+        Output lane within the tile-row of a gathered stage's weight
+        (:attr:`StagePlan.gather`; -1 otherwise).
     """
 
     stage: int
     kind: str
     p: int
     q: int = -1
+    i: int = -1
 
     @property
     def role(self) -> str:
@@ -129,6 +133,8 @@ class PtKey(NamedTuple):
 
     def __str__(self) -> str:
         base = f"{self.stage}:{self.kind}:{self.p}"
+        if self.i >= 0:
+            return base + f":{self.q}:{self.i}"
         return base + (f":{self.q}" if self.q >= 0 else "")
 
     @classmethod
@@ -138,14 +144,14 @@ class PtKey(NamedTuple):
         Parameters
         ----------
         text : str
-            ``"stage:kind:p"`` or ``"stage:kind:p:q"``.
+            ``"stage:kind:p"``, ``"stage:kind:p:q"`` or ``"stage:kind:p:q:i"``.
 
         Returns
         -------
         key : PtKey
         """
         parts = str(text).split(":")
-        if len(parts) not in (3, 4) or parts[1] not in _KIND_ROLES:
+        if len(parts) not in (3, 4, 5) or parts[1] not in _KIND_ROLES:
             raise ValueError(f"malformed plaintext key {text!r}")
         try:
             nums = [int(v) for v in (parts[0], *parts[2:])]
@@ -165,7 +171,8 @@ class RowPlan:
     p : int
         Output tile-row.
     terms : list of (int, PtKey)
-        Input chunk and weight key of every multiply.
+        Input chunk and weight key of every multiply (in a gathered stage,
+        the key's ``i`` is the output lane it accumulates into).
     bias_key, mask_key, lin_key, const_key : PtKey or None
         Bias, mask, linear coefficient (poly) and constant (after the
         activation) plaintexts.
@@ -222,6 +229,13 @@ class StagePlan:
         Input / output chunk lengths (t2 / t1 for "W", t1 / t2 for "WT").
     encrypted : bool
         Weights and biases are ciphertexts (ct x ct products).
+    gather : bool
+        A "W" stage whose input is valid at ``i = 0`` only (the previous
+        "WT" stage is neither masked nor replicated): one weight vector per
+        output lane ``i``, zero off ``i = 0``, and ``merge_steps`` rotations
+        that move lane ``i`` to row ``i`` (see :mod:`skhepex.he.program`).
+    merge_steps : list of int
+        Rotation steps of the lane merge (``-b * 2**k``, ``k < log2 t1``).
     """
 
     name: str
@@ -240,16 +254,20 @@ class StagePlan:
     in_chunk: int
     out_chunk: int
     encrypted: bool = False
+    gather: bool = False
+    merge_steps: List[int] = field(default_factory=list)
 
     @property
     def rotation_steps(self):
         """list of int : Rotation steps this stage uses (none without live rows)."""
-        return list(self.reduce_steps) + list(self.replicate_steps) if self.rows else []
+        if not self.rows:
+            return []
+        return list(self.reduce_steps) + list(self.replicate_steps) + list(self.merge_steps)
 
     @property
     def n_packed_tiles(self) -> int:
-        """int : Weight tiles actually multiplied."""
-        return int(sum(len(r.terms) for r in self.rows))
+        """int : Weight tiles actually multiplied (a gathered tile counts once)."""
+        return int(sum(len({q for q, _ in r.terms}) for r in self.rows))
 
 
 @dataclass(frozen=True, eq=False)

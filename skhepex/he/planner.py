@@ -6,10 +6,8 @@ import os
 
 from ..estimators import get_tile_shape
 from ..tiling import TileLayout, block_shape, check_tile_shape, layer_orientation
-from .bounds import margin_bits_for, output_bound
-from .compiler import compile_stages, required_depth
-from .costs import client_latency, memory_estimate, predict_latency, unit_costs
-from .params import resolve_params
+from .build import resolve_variant
+from .costs import client_latency, memory_estimate, predict_latency
 from .stages import build_stages
 
 __all__ = ["choose_tile_shape", "evaluate_tile_shape", "resolve_tile_shape", "memory_budget",
@@ -81,6 +79,9 @@ def evaluate_tile_shape(estimator, tile_shape, *, param_kw=None, encrypt_weights
                         batch_size="auto", n_stages=None, measure=True, input_range=None):
     """Parameters, counting plan and predicted cost of one tile shape.
 
+    The evaluation variant (gathered last stage or not) is the cheaper one
+    (:func:`~skhepex.he.build.resolve_variant`).
+
     Parameters
     ----------
     estimator : estimator
@@ -108,15 +109,10 @@ def evaluate_tile_shape(estimator, tile_shape, *, param_kw=None, encrypt_weights
         seconds_per_sample, memory_bytes, value_bound``.
     """
     stages = build_stages(estimator, tile_shape, n_stages)
-    kw = dict(param_kw or {})
-    bound = None
-    if input_range is not None:
-        bound = output_bound(stages, input_range[0], input_range[1], tile_shape)
-        kw["margin_bits"] = margin_bits_for(bound)
-    params = resolve_params(required_depth(stages, tile_shape), tile_shape, **kw)
-    plan = compile_stages(stages, tile_shape, params, encrypt_weights=encrypt_weights,
-                          materialize=False)
-    costs = unit_costs(params, measure=measure)
+    rec = resolve_variant({"predict": stages}, tile_shape, dict(param_kw or {}), input_range,
+                          encrypt_weights, measure=measure)
+    params, plan, costs = rec["params"], rec["plans"]["predict"], rec["costs"]
+    bound = rec["bounds"]["predict"]
     server = float(sum(predict_latency(plan, costs)))
     client = client_latency(plan, costs)
     per_batch = server + client

@@ -11,6 +11,15 @@ Per live output tile-row of a stage:
   along j; rotations by ``b*2^r`` (r < log2 t1) sum over i, valid at i=0 only.
   If a stage follows, a 0/1 mask keeps i=0 (one level) and rotations by
   ``-b*2^r`` replicate it along i: output indexed along j = "W" input format.
+* Gathered "W" stage (a "W" stage after a "WT" stage, usually the last,
+  with few outputs): the "WT" stage skips its mask and replication (one level
+  and ``log2 t1`` rotations per row less, and every earlier op runs on one
+  prime less); its output is valid at ``i = 0`` only.  Each output lane ``i``
+  of a tile-row gets its own weight vector ``W[p t1 + i, q t2 + j]`` at
+  ``(j, i=0)``, zero elsewhere (which clears the unmasked slots),
+  ``lane_i = sum_q ct_q * pt_pqi``; ``lanes - 1`` rotations by ``-b*2^k`` move
+  lane ``i`` to row ``i`` and sum the lanes, then one rescale and the "W"
+  reduction over j.  Costs ``t1`` times the plaintext multiplies of the stage.
 * Bias: plaintext add at the exact level/scale met.  Activation
   ``a z^2 + b z + c`` costs ONE level: ``sqrt|a|`` is folded into the stage's
   weights and bias at compile time, so it is ``sign(a) z'^2 + (b/sqrt|a|) z' + c``:
@@ -186,6 +195,30 @@ class CountingBackend:
         return self.inner.relinearize(ct)
 
 
+def _gather_row(st, row, chunks, be):
+    """Products of a gathered row, one accumulator per lane, merged into rows ``i``.
+
+    Lane ``i``'s weights are zero off ``i = 0``, which clears what the
+    unmasked input holds there; after merge round ``k`` the accumulator of
+    lane ``a`` (a multiple of ``2**(k+1)``) holds lanes ``a .. a + 2**(k+1) - 1``
+    in rows ``0 .. 2**(k+1) - 1`` (rotation by ``-b * 2**k`` moves row ``m`` to
+    ``m + 2**k``, inside the tile).  One rescale after the merge.
+    """
+    lanes = {}
+    for q, key in row.terms:
+        t = be.mul_cipher(chunks[q], key) if st.encrypted else be.mul_plain(chunks[q], key)
+        lanes[key.i] = t if key.i not in lanes else be.add(lanes[key.i], t)
+    if st.encrypted:              # rotations need size-2 ciphertexts
+        lanes = {i: be.relinearize(ct) for i, ct in lanes.items()}
+    for k, step in enumerate(st.merge_steps):
+        bit = 1 << k
+        for a in sorted(i for i in lanes if i & bit):
+            moved = be.rotate(lanes.pop(a), step)
+            lanes[a - bit] = moved if a - bit not in lanes else be.add(lanes[a - bit], moved)
+    (acc,) = lanes.values()
+    return be.rescale(acc)
+
+
 def run_stage(st, chunks: Dict[int, object], be) -> Dict[int, object]:
     """Run one stage on its live input chunks with backend ``be``.
 
@@ -205,13 +238,17 @@ def run_stage(st, chunks: Dict[int, object], be) -> Dict[int, object]:
     """
     outs = {}
     for row in st.rows:
-        acc = None
-        for q, key in row.terms:
-            t = be.mul_cipher(chunks[q], key) if st.encrypted else be.mul_plain(chunks[q], key)
-            acc = t if acc is None else be.add(acc, t)
-        acc = be.rescale(acc)
-        if st.encrypted:          # one relinearisation per row, after the rescale
-            acc = be.relinearize(acc)
+        if st.gather:
+            acc = _gather_row(st, row, chunks, be)
+        else:
+            acc = None
+            for q, key in row.terms:
+                t = (be.mul_cipher(chunks[q], key) if st.encrypted
+                     else be.mul_plain(chunks[q], key))
+                acc = t if acc is None else be.add(acc, t)
+            acc = be.rescale(acc)
+            if st.encrypted:          # one relinearisation per row, after the rescale
+                acc = be.relinearize(acc)
         for step in st.reduce_steps:
             acc = be.add(acc, be.rotate(acc, step))
         if row.bias_key is not None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import copy
 
 from ..estimators import get_tile_shape
-from .compiler import compile_stages, required_depth
-from .costs import client_latency, memory_estimate, predict_latency, unit_costs
-from .params import CKKSParams, resolve_params
+from .build import resolve_variant
+from .costs import client_latency, memory_estimate, predict_latency
+from .params import CKKSParams
 from .planner import choose_tile_shape
 from .stages import build_stages
 
@@ -15,8 +15,9 @@ __all__ = ["HECostReport", "he_cost_report", "params_kwargs"]
 _OPS_FIELDS = ("mul_plain", "mul_ct", "rotate", "rescale", "relinearize")
 _LEGEND = ("legend: ct*pt = ciphertext x plaintext multiplies, ct*ct = ciphertext x "
            "ciphertext multiplies (activations, encrypted weights), rot = rotations (key "
-           "switches), resc = rescales, lvls = levels (primes) the layer consumes; op "
-           "counts and times are per ciphertext batch")
+           "switches), resc = rescales, lvls = levels (primes) the layer consumes; orient "
+           "Wg = gathered last layer (a weight vector per output neuron, no mask before "
+           "it); op counts and times are per ciphertext batch")
 
 
 class HECostReport:
@@ -44,7 +45,7 @@ class HECostReport:
     depth : int
         Levels consumed.
     layers : list of dict
-        Per layer: ``name, orientation, grid, n_tiles, n_nonzero_tiles,
+        Per layer: ``name, orientation, gathered, grid, n_tiles, n_nonzero_tiles,
         n_packed_tiles, mul_plain, mul_ct, rotate, rescale, relinearize,
         levels_used, plaintext_bytes, weight_ciphertext_bytes,
         predicted_seconds`` (per ciphertext batch) and, once measured,
@@ -79,6 +80,7 @@ class HECostReport:
                                       "negate") + _OPS_FIELDS}
             rec["name"] = rec.pop("stage")
             rec["grid"] = tuple(int(v) for v in plan.stages[i].grid)
+            rec["gathered"] = bool(plan.stages[i].gather)
             rec["predicted_seconds"] = None if pred is None else float(pred[i])
             rec["measured_seconds"] = None
             self.layers.append(rec)
@@ -170,7 +172,8 @@ class HECostReport:
         for r in self.layers:
             g = "x".join(map(str, r["grid"]))
             wmb = (r["plaintext_bytes"] + r["weight_ciphertext_bytes"]) / mb
-            lines.append(f"{r['name']:<10}{r['orientation']:>6}{g:>8}{r['n_tiles']:>7}"
+            orient = r["orientation"] + ("g" if r["gathered"] else "")
+            lines.append(f"{r['name']:<10}{orient:>6}{g:>8}{r['n_tiles']:>7}"
                          f"{r['n_packed_tiles']:>6}{r['mul_plain']:>7}{r['mul_ct']:>7}"
                          f"{r['rotate']:>6}{r['rescale']:>6}{r['levels_used']:>5}"
                          f"{wmb:>11.1f}{ms(r['predicted_seconds']):>9}"
@@ -284,9 +287,8 @@ def he_cost_report(estimator, tile_shape="auto", params="auto", *, encrypt_weigh
                                               encrypt_weights=encrypt_weights,
                                               batch_size=batch_size, measure=measure)
     stages = build_stages(estimator, tile_shape, n_stages)
-    p = params if isinstance(params, CKKSParams) else resolve_params(
-        required_depth(stages, tile_shape), tile_shape, **param_kw)
-    plan = compile_stages(stages, tile_shape, p, encrypt_weights=encrypt_weights,
-                          materialize=False)
-    return HECostReport(plan, unit_costs(plan.params, measure=measure),
+    rec = resolve_variant({"predict": stages}, tile_shape, param_kw,
+                          encrypt_weights=encrypt_weights, measure=measure,
+                          params=params if isinstance(params, CKKSParams) else None)
+    return HECostReport(rec["plans"]["predict"], rec["costs"],
                         "measured" if measure else "tabulated")

@@ -25,9 +25,7 @@ from sklearn.utils.validation import _num_samples
 
 from ..estimators import get_tile_shape
 from .build import compile_packing
-from .compiler import compile_stages
 from .costs import unit_costs
-from .guard import RangeGuard
 from .key_owner import cached
 from .packing import has_static_sentinels
 from .parallel import evaluate_serialized, package_array
@@ -156,9 +154,9 @@ class RequestMixin:
                                                    self.input_range_, ew)
             plan = plans[which]
         else:
-            plan = compile_stages(stages, shape, self.params_,
-                                  encrypt_weights=ew)
-            guard = RangeGuard({which: stages}, shape, self.params_, self.input_range_)
+            _, plans, guard = compile_packing({which: stages}, shape, self._param_kw(),
+                                              self.input_range_, ew, params=self.params_)
+            plan = plans[which]
         logger.info("request size %d: tile %s, N=%d%s (fitted %s)", size, shape,
                     plan.params.poly_modulus_degree, " (own keys)" if own else "",
                     self.tile_shape_)

@@ -212,10 +212,19 @@ def _stage_from(d, s_i, arrays, tile_shape, batch, prev):
         extra = [None if k is None else PtKey.parse(k) for k in rec[2:6]]
         if not (0 <= p < grid[0]) or any(not 0 <= q < grid[1] for q, _ in terms):
             raise SerializationError(f"stage {s_i}: tile index out of range")
+        can_gather = orient == "W" and prev is not None and t1 > 1
+        if any(k.i >= t1 or not can_gather for _, k in terms if k.i >= 0):
+            raise SerializationError(f"stage {s_i}: lane index out of range")
         rows.append(RowPlan(p, terms, *extra))
     const = {int(p): np.array(arrays[f"co{s_i}_{p}"], dtype=np.float64)
              for p in d["const_out"]}
     masked = any(r.mask_key is not None for r in rows)
+    lanes = [k.i >= 0 for r in rows for _, k in r.terms]
+    gather = bool(lanes) and all(lanes)
+    if any(lanes) and not gather:
+        raise SerializationError(f"stage {s_i}: a stage is gathered in every term or none")
+    if gather and prev is not None and prev.masked:
+        raise SerializationError(f"stage {s_i}: a gathered stage needs an unmasked input")
     act_sign = int(d["act_sign"])
     if act_sign not in (-1, 0, 1):
         raise SerializationError(f"stage {s_i}: act_sign must be -1, 0 or 1")
@@ -227,8 +236,10 @@ def _stage_from(d, s_i, arrays, tile_shape, batch, prev):
     live_in = [int(v) for v in d["live_in"]]
     if any(not 0 <= q < grid[1] for q in live_in):
         raise SerializationError(f"stage {s_i}: live input chunk out of range")
+    merge = [-(batch * (1 << k)) for k in range(int(np.log2(t1)))] if gather else []
     return StagePlan(str(d["name"]), orient, n_in, n_out, grid, tmask, live_in, rows, const,
-                     red, rep, act_sign, masked, c, r, encrypted=bool(d["encrypted"]))
+                     red, rep, act_sign, masked, c, r, encrypted=bool(d["encrypted"]),
+                     gather=gather, merge_steps=merge)
 
 
 def plan_from_payload(header: dict, arrays: dict) -> CompiledPlan:

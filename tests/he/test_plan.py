@@ -51,15 +51,17 @@ def test_one_by_one_tiles_scalar_plaintexts(X):
 # ------------------------------------------------------------------ PtKey
 def test_ptkey_text_round_trip_and_roles():
     keys = [PtKey(0, "w", 1, 2), PtKey(3, "b", 0), PtKey(1, "m", 4), PtKey(2, "l", 0),
-            PtKey(2, "c", 7)]
+            PtKey(2, "c", 7), PtKey(2, "w", 0, 3, 5)]
     for k in keys:
         assert PtKey.parse(str(k)) == k
     assert str(PtKey(0, "w", 1, 2)) == "0:w:1:2" and str(PtKey(3, "b", 0)) == "3:b:0"
-    assert [k.role for k in keys] == ["mul", "add", "mul", "coef", "add"]
-    assert PtKey(3, "b", 0).q == -1
+    assert str(PtKey(2, "w", 0, 3, 5)) == "2:w:0:3:5"          # lane 5 of a gathered stage
+    assert [k.role for k in keys] == ["mul", "add", "mul", "coef", "add", "mul"]
+    assert PtKey(3, "b", 0).q == -1 and PtKey(3, "b", 0).i == -1
 
 
-@pytest.mark.parametrize("text", ["", "0", "0:w", "0:x:1", "0:w:1:2:3", "a:w:0", "0:w:b",
+@pytest.mark.parametrize("text", ["", "0", "0:w", "0:x:1", "0:w:1:2:3:4", "a:w:0", "0:w:b",
+                                  "0:w:1:-1:2", "0:w:1:2:-3",
                                   "-1:w:0:0", "0:w:0:-2", "0:w:1.5", None, 3])
 def test_ptkey_parse_refuses_malformed_text(text):
     with pytest.raises(ValueError, match="malformed plaintext key"):

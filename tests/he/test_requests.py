@@ -182,7 +182,9 @@ def test_request_sized_plan_with_its_own_keys(digits, tmp_path, monkeypatch):
 
     monkeypatch.setattr(requests, "OWN_KEYS_GAIN", 0.5)     # favour own parameters
     X_train, X_test, y_train, _ = digits
-    est = _fit(MLPClassifier(hidden_layer_sizes=(16, 16), max_iter=10, random_state=0),
+    # three hidden layers: the 1x1 throughput packing has no mask level, the tiles sized
+    # for one sample need one more (the last stage, a "WT" one, cannot be gathered)
+    est = _fit(MLPClassifier(hidden_layer_sizes=(16, 16, 16), max_iter=10, random_state=0),
                X_train, y_train)
     he = HEPredictor(est, prefit=True).fit()
     plan = he._sized("predict", 1)[0]
