@@ -70,6 +70,10 @@ class SymbolicBackend:
         self._need(key, (lvl, ps))
         return (lvl, sc * ps, 3)
 
+    def mul_plain_add(self, acc, ct, key):
+        """``acc + ct * pt[key]`` (the fused form of :meth:`mul_plain` and :meth:`add`)."""
+        return self.add(acc, self.mul_plain(ct, key))
+
     def add(self, a, b):
         """Add two ciphertexts: same level and scale required."""
         if a[0] != b[0] or not math.isclose(a[1], b[1], rel_tol=1e-12, abs_tol=0.0):
@@ -130,6 +134,10 @@ class NumpyBackend:
         return ct * self.pts[key]
 
     mul_cipher = mul_plain
+
+    def mul_plain_add(self, acc, ct, key):
+        """``acc + ct * pt[key]``."""
+        return acc + ct * self.pts[key]
 
     def add(self, a, b):
         """Element-wise sum."""

@@ -64,6 +64,8 @@ class Backend(Protocol):
 
     def mul_cipher(self, ct, key): ...
 
+    def mul_plain_add(self, acc, ct, key): ...
+
     def add(self, a, b): ...
 
     def add_plain(self, ct, key): ...
@@ -147,6 +149,14 @@ class CountingBackend:
         self._tick("mul_plain", ct)
         return self.inner.mul_plain(ct, key)
 
+    def mul_plain_add(self, acc, ct, key):
+        """Count (``mul_plain`` and ``add``) and delegate a fused multiply-accumulate."""
+        if self.scalar:
+            self._tick("encode_scalar", ct)
+        self._tick("mul_plain", ct)
+        self._tick("add", acc)
+        return self.inner.mul_plain_add(acc, ct, key)
+
     def mul_cipher(self, ct, key):
         """Count and delegate a ciphertext x weight-ciphertext multiply."""
         self._tick("mul_ct", ct)
@@ -195,6 +205,14 @@ class CountingBackend:
         return self.inner.relinearize(ct)
 
 
+def _mul_acc(st, be, acc, ct, key):
+    """``acc + ct * w[key]`` (``ct * w[key]`` when ``acc`` is None)."""
+    if st.encrypted:
+        t = be.mul_cipher(ct, key)
+        return t if acc is None else be.add(acc, t)
+    return be.mul_plain(ct, key) if acc is None else be.mul_plain_add(acc, ct, key)
+
+
 def _gather_row(st, row, chunks, be):
     """Products of a gathered row, one accumulator per lane, merged into rows ``i``.
 
@@ -206,8 +224,7 @@ def _gather_row(st, row, chunks, be):
     """
     lanes = {}
     for q, key in row.terms:
-        t = be.mul_cipher(chunks[q], key) if st.encrypted else be.mul_plain(chunks[q], key)
-        lanes[key.i] = t if key.i not in lanes else be.add(lanes[key.i], t)
+        lanes[key.i] = _mul_acc(st, be, lanes.get(key.i), chunks[q], key)
     if st.encrypted:              # rotations need size-2 ciphertexts
         lanes = {i: be.relinearize(ct) for i, ct in lanes.items()}
     for k, step in enumerate(st.merge_steps):
@@ -243,9 +260,7 @@ def run_stage(st, chunks: Dict[int, object], be) -> Dict[int, object]:
         else:
             acc = None
             for q, key in row.terms:
-                t = (be.mul_cipher(chunks[q], key) if st.encrypted
-                     else be.mul_plain(chunks[q], key))
-                acc = t if acc is None else be.add(acc, t)
+                acc = _mul_acc(st, be, acc, chunks[q], key)
             acc = be.rescale(acc)
             if st.encrypted:          # one relinearisation per row, after the rescale
                 acc = be.relinearize(acc)

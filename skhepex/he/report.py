@@ -46,7 +46,7 @@ class HECostReport:
         Levels consumed.
     layers : list of dict
         Per layer: ``name, orientation, gathered, grid, n_tiles, n_nonzero_tiles,
-        n_packed_tiles, mul_plain, mul_ct, rotate, rescale, relinearize,
+        n_packed_tiles, n_plaintexts, mul_plain, mul_ct, rotate, rescale, relinearize,
         levels_used, plaintext_bytes, weight_ciphertext_bytes,
         predicted_seconds`` (per ciphertext batch) and, once measured,
         ``measured_seconds`` (per ciphertext batch).
@@ -76,6 +76,7 @@ class HECostReport:
             rec = {k: oc[k] for k in ("stage", "orientation", "n_tiles", "n_nonzero_tiles",
                                       "n_packed_tiles", "n_skipped_tiles", "n_live_rows",
                                       "n_const_rows", "levels_used", "plaintext_bytes",
+                                      "n_plaintexts",
                                       "weight_ciphertext_bytes", "add", "add_plain",
                                       "negate") + _OPS_FIELDS}
             rec["name"] = rec.pop("stage")
@@ -131,7 +132,11 @@ class HECostReport:
 
     @property
     def n_weight_ciphertexts(self):
-        """int : Packed weight tiles (plaintexts, or ciphertexts with encrypt_weights)."""
+        """int : Packed weight tiles (plaintexts, or ciphertexts with encrypt_weights).
+
+        A tile of a gathered layer counts once, although it is packed as one
+        plaintext per live output neuron (see ``n_plaintexts`` of the layers).
+        """
         return sum(r["n_packed_tiles"] for r in self.layers)
 
     def totals(self):

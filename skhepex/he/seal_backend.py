@@ -32,6 +32,7 @@ class SealBackend:
         self.wcts = weight_ciphertexts or {}
         self.encoder = sealapi.CKKSEncoder(seal_ctx)
         self._scratch = sealapi.Plaintext()
+        self._product = None          # reused by mul_plain_add (no allocation per tile)
 
     def level(self, ct):
         """Level of ``ct`` (0 = fresh)."""
@@ -49,6 +50,14 @@ class SealBackend:
         out = sealapi.Ciphertext(self.sd)
         self.ev.multiply_plain(ct, self._pt(key), out)
         return out
+
+    def mul_plain_add(self, acc, ct, key):
+        """``acc += ct * pt[key]``, the product in a buffer reused across calls."""
+        if self._product is None:
+            self._product = sealapi.Ciphertext(self.sd)
+        self.ev.multiply_plain(ct, self._pt(key), self._product)
+        self.ev.add_inplace(acc, self._product)
+        return acc
 
     def mul_cipher(self, ct, key):
         """``ct * wct[key]`` (encrypted weights) into a new ciphertext."""

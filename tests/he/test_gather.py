@@ -158,6 +158,9 @@ def test_predictor_gathers_a_two_hidden_layer_mlp(digits):
     np.testing.assert_array_equal(he.predict(X_test[:20]), est.predict(X_test[:20]))
     # a request of another size (its own packing) still agrees
     np.testing.assert_array_equal(he.predict(X_test[:3]), est.predict(X_test[:3]))
+    last = he.report_.layers[-1]
+    assert last["gathered"] and last["n_plaintexts"] > last["n_packed_tiles"]
+    assert not he.report_.layers[1]["gathered"] and "    Wg" in str(he.report_)
     clone = pickle.loads(pickle.dumps(he))
     assert clone.plan_.stages[-1].gather
     assert not he.server_.context.has_secret_key()

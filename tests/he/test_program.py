@@ -85,6 +85,7 @@ def test_counting_backend_counts_per_stage_and_level():
     ct = cb.mul_plain(0, W)
     ct = cb.rescale(ct)
     ct = cb.add(ct, ct)
+    ct = cb.mul_plain_add(ct, ct, W)                # counted as a multiply and an add
     cb.begin(2)
     ct = cb.rotate(ct, 4)
     ct = cb.square(ct)
@@ -93,9 +94,10 @@ def test_counting_backend_counts_per_stage_and_level():
     ct = cb.add_plain(ct, B)
     ct = cb.mul_cipher(ct, W)
     cb.add_cipher(ct, B)
-    assert inner.calls == ["mul_plain", "rescale", "add", "rotate", "square", "negate",
-                           "relinearize", "add_plain", "mul_cipher", "add_cipher"]
-    assert cb.counts[0] == {("mul_plain", 0): 1, ("rescale", 0): 1, ("add", 1): 1}
+    assert inner.calls == ["mul_plain", "rescale", "add", "mul_plain_add", "rotate", "square",
+                           "negate", "relinearize", "add_plain", "mul_cipher", "add_cipher"]
+    assert cb.counts[0] == {("mul_plain", 0): 1, ("rescale", 0): 1, ("add", 1): 2,
+                            ("mul_plain", 1): 1}
     assert cb.counts[1] == {}
     assert cb.counts[2] == {("rotate", 1): 1, ("mul_ct", 1): 2, ("negate", 1): 1,
                             ("relinearize", 1): 1, ("add_plain", 1): 1, ("add", 1): 1}
@@ -137,7 +139,7 @@ def test_run_stage_issues_the_documented_ops():
     st = plan.stages[0]
     be = _Recorder()
     run_stage(st, {q: 0 for q in st.live_in}, be)
-    per_row = (["mul_plain", "mul_plain", "add", "rescale"]
+    per_row = (["mul_plain", "mul_plain_add", "rescale"]        # products summed fused
                + ["rotate", "add"] * 3
                + ["add_plain", "square", "mul_plain", "add", "relinearize", "rescale",
                   "add_plain"])
