@@ -275,7 +275,10 @@ def _build(stages, tile_shape, slots, materialize, encrypt_weights, zero_tol):
                 continue
             bvals = beff[p * r:(p + 1) * r] * fac + (cst if sign == 0 else 0.0)
             if orient == "W":
-                bfill = np.tile(bvals[None, :], (t2, 1))               # indexed along i
+                rows_of = (-np.arange(r)) % r if gather else np.arange(r)
+                bperm = np.zeros(r)
+                bperm[rows_of] = bvals                                 # gathered: (-i) mod t1
+                bfill = np.tile(bperm[None, :], (t2, 1))               # indexed along i
             else:
                 bfill = np.zeros((t2, t1))
                 bfill[:, 0] = bvals                                    # valid at i = 0
@@ -297,7 +300,7 @@ def _build(stages, tile_shape, slots, materialize, encrypt_weights, zero_tol):
         else:
             red = [b * (1 << k) for k in range(int(np.log2(t1)))]
             rep = [-(b * (1 << k)) for k in range(int(np.log2(t1)))] if masked else []
-        merge = [-(b * (1 << k)) for k in range(int(np.log2(t1)))] if gather else []
+        merge = [b * (1 << k) for k in range(int(np.log2(t1)))] if gather else []
         plans.append(StagePlan(name, orient, n_in, len(beta), (P, Q), tmask, live_in, rows,
                                const_out, red, rep, sign, masked, c, r,
                                encrypted=bool(encrypt_weights), gather=gather,

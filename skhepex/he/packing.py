@@ -114,7 +114,7 @@ def decode_output(plan, outs: Dict[int, np.ndarray], n: int) -> np.ndarray:
     Y = np.zeros((n, st.grid[0] * r))
     for p, vec in outs.items():
         arr = np.asarray(vec[:t1 * t2 * b]).reshape(t2, t1, b)
-        blk = arr[0, :, :] if st.orientation == "W" else arr[:, 0, :]   # (r, b)
+        blk = arr[0, st.out_rows, :] if st.orientation == "W" else arr[:, 0, :]   # (r, b)
         Y[:, p * r:(p + 1) * r] = blk[:, :n].T
     for p, v in st.const_out.items():
         Y[:, p * r:(p + 1) * r] = v[None, :]
@@ -187,7 +187,8 @@ def sentinel_deviation(plan, vecs, n, zero_slots):
             if t2 > 1:
                 parts.append(arr[1:, :, :n] - arr[:1, :, :n])
             if nv < r:
-                parts.append(arr[:, nv:, :n] - zero[:, nv:, :n])
+                pad = st.out_rows[nv:]
+                parts.append(arr[:, pad, :n] - zero[:, pad, :n])
         elif nv < r:
             parts.append(arr[nv:, 0, :n] - zero[nv:, 0, :n])
         for d in parts:

@@ -235,7 +235,8 @@ class StagePlan:
         output lane ``i``, zero off ``i = 0``, and ``merge_steps`` rotations
         that move lane ``i`` to row ``i`` (see :mod:`skhepex.he.program`).
     merge_steps : list of int
-        Rotation steps of the lane merge (``-b * 2**k``, ``k < log2 t1``).
+        Rotation steps of the lane merge (``b * 2**k``, ``k < log2 t1``: the
+        reduction steps of the "WT" stage before, no Galois key of their own).
     """
 
     name: str
@@ -263,6 +264,13 @@ class StagePlan:
         if not self.rows:
             return []
         return list(self.reduce_steps) + list(self.replicate_steps) + list(self.merge_steps)
+
+    @property
+    def out_rows(self):
+        """ndarray : Row (inner tile index) of output ``i`` of a tile-row: ``i``, or
+        ``(-i) mod t1`` in a gathered stage (lane ``i`` travels ``i`` rows left)."""
+        rows = np.arange(self.out_chunk)
+        return (-rows) % self.out_chunk if self.gather else rows
 
     @property
     def n_packed_tiles(self) -> int:

@@ -17,8 +17,9 @@ Per live output tile-row of a stage:
   prime less); its output is valid at ``i = 0`` only.  Each output lane ``i``
   of a tile-row gets its own weight vector ``W[p t1 + i, q t2 + j]`` at
   ``(j, i=0)``, zero elsewhere (which clears the unmasked slots),
-  ``lane_i = sum_q ct_q * pt_pqi``; ``lanes - 1`` rotations by ``-b*2^k`` move
-  lane ``i`` to row ``i`` and sum the lanes, then one rescale and the "W"
+  ``lane_i = sum_q ct_q * pt_pqi``; ``lanes - 1`` rotations by ``b*2^k`` (the
+  "WT" stage's own reduction keys: no Galois key of its own) move lane ``i``
+  to row ``(-i) mod t1`` and sum the lanes, then one rescale and the "W"
   reduction over j.  Costs ``t1`` times the plaintext multiplies of the stage.
 * Bias: plaintext add at the exact level/scale met.  Activation
   ``a z^2 + b z + c`` costs ONE level: ``sqrt|a|`` is folded into the stage's
@@ -217,22 +218,24 @@ def _gather_row(st, row, chunks, be):
     """Products of a gathered row, one accumulator per lane, merged into rows ``i``.
 
     Lane ``i``'s weights are zero off ``i = 0``, which clears what the
-    unmasked input holds there; after merge round ``k`` the accumulator of
-    lane ``a`` (a multiple of ``2**(k+1)``) holds lanes ``a .. a + 2**(k+1) - 1``
-    in rows ``0 .. 2**(k+1) - 1`` (rotation by ``-b * 2**k`` moves row ``m`` to
-    ``m + 2**k``, inside the tile).  One rescale after the merge.
+    unmasked input holds there.  A left rotation by ``b * i`` moves row 0 of
+    column ``j`` to row ``(-i) mod t1`` (:attr:`StagePlan.out_rows`) of column
+    ``j - 1`` (the slots wrap around the whole ciphertext), with the rotation
+    keys ``b * 2**k`` the "WT" stage before already uses; the column shift is
+    absorbed by the reduction over ``j`` that follows.  Accumulators are
+    merged by the bits of ``i`` (one rotation per merge), then rescaled once.
     """
-    lanes = {}
+    dist = {}
     for q, key in row.terms:
-        lanes[key.i] = _mul_acc(st, be, lanes.get(key.i), chunks[q], key)
+        dist[key.i] = _mul_acc(st, be, dist.get(key.i), chunks[q], key)
     if st.encrypted:              # rotations need size-2 ciphertexts
-        lanes = {i: be.relinearize(ct) for i, ct in lanes.items()}
+        dist = {d: be.relinearize(ct) for d, ct in dist.items()}
     for k, step in enumerate(st.merge_steps):
         bit = 1 << k
-        for a in sorted(i for i in lanes if i & bit):
-            moved = be.rotate(lanes.pop(a), step)
-            lanes[a - bit] = moved if a - bit not in lanes else be.add(lanes[a - bit], moved)
-    (acc,) = lanes.values()
+        for d in sorted(d for d in dist if d & bit):
+            moved = be.rotate(dist.pop(d), step)
+            dist[d - bit] = moved if d - bit not in dist else be.add(dist[d - bit], moved)
+    (acc,) = dist.values()
     return be.rescale(acc)
 
 

@@ -236,7 +236,7 @@ def _stage_from(d, s_i, arrays, tile_shape, batch, prev):
     live_in = [int(v) for v in d["live_in"]]
     if any(not 0 <= q < grid[1] for q in live_in):
         raise SerializationError(f"stage {s_i}: live input chunk out of range")
-    merge = [-(batch * (1 << k)) for k in range(int(np.log2(t1)))] if gather else []
+    merge = [batch * (1 << k) for k in range(int(np.log2(t1)))] if gather else []
     return StagePlan(str(d["name"]), orient, n_in, n_out, grid, tmask, live_in, rows, const,
                      red, rep, act_sign, masked, c, r, encrypted=bool(d["encrypted"]),
                      gather=gather, merge_steps=merge)

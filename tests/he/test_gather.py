@@ -33,8 +33,11 @@ def test_gathered_stage_is_exact_and_one_level_shallower(tile, X):
     wt, last = plan.stages[1], plan.stages[2]
     assert last.gather and not wt.masked and wt.replicate_steps == []
     assert all(r.mask_key is None for r in wt.rows)
-    assert last.merge_steps == plain.stages[1].replicate_steps   # the same Galois keys
-    assert set(plan.rotation_steps) == set(plain.rotation_steps)
+    assert last.merge_steps == wt.reduce_steps          # the "WT" stage's keys: none added
+    t1 = tile[0]
+    assert set(plan.rotation_steps) == set(plain.rotation_steps) - set(
+        plain.stages[1].replicate_steps)
+    assert len(plan.rotation_steps) == len(plain.rotation_steps) - int(np.log2(t1))
     # one weight vector per live lane (output row) of every live tile
     lanes = {k for r in last.rows for _, k in r.terms}
     assert all(k.i >= 0 for k in lanes)
@@ -43,6 +46,10 @@ def test_gathered_stage_is_exact_and_one_level_shallower(tile, X):
     assert last.n_packed_tiles == plain.stages[2].n_packed_tiles
     ops, ops_plain = count_ops(gathered, tile, plain.params), count_ops(stages, tile)
     assert ops[1]["rotate"] < ops_plain[1]["rotate"]
+    # one rotation per lane merged (lane i travels i rows: output i sits in row (-i) mod t1)
+    assert ops[2]["rotate"] == sum(len({k.i for _, k in r.terms}) - 1 + int(np.log2(tile[1]))
+                                   for r in last.rows)
+    assert list(last.out_rows) == [(-i) % tile[0] for i in range(tile[0])]
     assert ops[1]["rescale"] < ops_plain[1]["rescale"]
 
 
@@ -141,10 +148,13 @@ def test_resolve_variant_prices_both_and_keeps_precision():
     # never less precise than the plain packing (up to GATHER_MIN_SCALE_BITS)
     assert rec["params"].scale_bits >= min(GATHER_MIN_SCALE_BITS, plain["params"].scale_bits)
     assert forced["params"].depth == rec["params"].depth
-    # fixed parameters: both variants are compiled under them
+    # fixed parameters: both variants are priced under them and the cheaper is kept
     fixed = CKKSParams(16384, (60, 40, 40, 40, 40, 40, 40, 60), 40)
+    both = [resolve_variant({"predict": stages}, tile, {}, params=fixed, gather=g)
+            for g in (False, True)]
     rec = resolve_variant({"predict": stages}, tile, {}, params=fixed)
-    assert rec["params"] == fixed and rec["stage_sets"]["predict"][-1].get("gather")
+    assert rec["params"] == fixed and all(b["params"] == fixed for b in both)
+    assert rec["seconds"] == min(b["seconds"] for b in both)
 
 
 def test_predictor_gathers_a_two_hidden_layer_mlp(digits):
