@@ -20,7 +20,8 @@ from .params import resolve_params
 
 __all__ = ["compile_packing", "resolve_variant", "GATHER_MIN_SCALE_BITS"]
 
-#: Smallest scale (bits) a gathered packing gets when the plain one has more:
+#: Smallest scale (bits) a gathered packing gets when the plain one has more (or
+#: does not fit):
 #: the lanes' zero weights clear the unmasked slots only up to their encoding
 #: error (~2^-scale), times values as large as the activations.  Measured on
 #: 64-128-128-10 (digits, B=64): scale 28 gave 7e-4 median / 3e-3 max abs
@@ -43,17 +44,24 @@ def _variants(stage_sets, tile_shape, gather):
 def _gather_params(p, plain, depth, tile_shape, kw):
     """Parameters of the gathered variant, no less precise than the plain one (or None).
 
-    A scale below ``min(GATHER_MIN_SCALE_BITS, plain scale)`` moves to the
-    plain variant's ring when the ring is automatic, else the variant is dropped.
+    The floor is ``min(GATHER_MIN_SCALE_BITS, plain scale)`` (``GATHER_MIN_SCALE_BITS``
+    when the plain variant does not fit).  Below it an automatic ring moves to
+    the plain variant's ring (or twice the ring); fixed parameters drop the variant.
     """
-    if p.scale_bits >= min(GATHER_MIN_SCALE_BITS, plain.scale_bits):
+    floor = GATHER_MIN_SCALE_BITS if plain is None else min(GATHER_MIN_SCALE_BITS,
+                                                            plain.scale_bits)
+    if p.scale_bits >= floor:
         return p
     auto = all(kw.get(k, "auto") == "auto" for k in ("poly_modulus_degree",
                                                        "coeff_mod_bit_sizes"))
-    if depth is None or not auto or plain.poly_modulus_degree <= p.poly_modulus_degree:
+    ring = 2 * p.poly_modulus_degree if plain is None else plain.poly_modulus_degree
+    if depth is None or not auto or ring <= p.poly_modulus_degree:
         return None
-    q = resolve_params(depth, tile_shape, **dict(kw, poly_modulus_degree=plain.poly_modulus_degree))
-    return q if q.scale_bits >= min(GATHER_MIN_SCALE_BITS, plain.scale_bits) else None
+    try:
+        q = resolve_params(depth, tile_shape, **dict(kw, poly_modulus_degree=ring))
+    except ValueError:
+        return None
+    return q if q.scale_bits >= floor else None
 
 
 def resolve_variant(stage_sets, tile_shape, param_kw, input_range=None, encrypt_weights=False,
@@ -109,7 +117,7 @@ def resolve_variant(stage_sets, tile_shape, param_kw, input_range=None, encrypt_
             if p is None:
                 depth = max(required_depth(st, tile_shape) for st in sets.values())
                 p = resolve_params(depth, tile_shape, **kw)
-            if gathered and gather == "auto" and plain_params is not None:
+            if gathered and gather == "auto":
                 p = _gather_params(p, plain_params, depth if params is None else None,
                                    tile_shape, kw)
                 if p is None:

@@ -155,6 +155,14 @@ def test_resolve_variant_prices_both_and_keeps_precision():
     rec = resolve_variant({"predict": stages}, tile, {}, params=fixed)
     assert rec["params"] == fixed and all(b["params"] == fixed for b in both)
     assert rec["seconds"] == min(b["seconds"] for b in both)
+    # a 28-bit scale is too coarse for a gathered packing: fixed parameters where only
+    # the gathered variant fits are refused (unless asked for), automatic ones move up
+    low = CKKSParams(8192, (37, 28, 28, 28, 28, 28, 41), 28)
+    with pytest.raises(ValueError):
+        resolve_variant({"predict": stages}, tile, {}, params=low)
+    assert resolve_variant({"predict": stages}, tile, {}, params=low, gather=True)["params"] == low
+    auto = resolve_variant({"predict": stages}, tile, {"scale_bits": "auto"})
+    assert auto["params"].scale_bits >= GATHER_MIN_SCALE_BITS
 
 
 def test_predictor_gathers_a_two_hidden_layer_mlp(digits):
