@@ -40,7 +40,7 @@ import numpy as np
 
 from ..tiling import block_shape, check_tile_shape
 from .backends import SymbolicBackend
-from .packing import tile_vector
+from .packing import lane_rows, stage_steps, tile_vector
 from .params import CKKSParams, choose_params, prime_values, validate_params
 from .plan import CompiledPlan, PtKey, RowPlan, StagePlan, key_nbytes
 from .program import CountingBackend, run_program
@@ -116,7 +116,7 @@ def final_gather(stages, tile_shape):
 
     A gathered last stage (:mod:`skhepex.he.program`) saves the mask level and
     the replication of the "WT" stage before it, at ``t1`` times its own
-    plaintext multiplies; :func:`skhepex.he.build.choose_variant` prices both.
+    plaintext multiplies; :func:`skhepex.he.build.resolve_variant` prices both.
 
     Parameters
     ----------
@@ -239,6 +239,9 @@ def _build(stages, tile_shape, slots, materialize, encrypt_weights, zero_tol):
         sign, lin, cst, fac = _fold_activation(abc)
         masked = _needs_mask(stages, s_i, tile_shape)
         gather = _gathers(stages, s_i, tile_shape)
+        if st.get("gather", False) and not gather:
+            raise ValueError(f"stage {name!r}: gather=True needs a 'W' stage after a 'WT' "
+                             f"stage and t1 > 1 (tile {tile_shape})")
         live_in = list(range(Q)) if prev is None else [row.p for row in prev.rows]
         # constant input chunks (rows of the previous stage without live tiles) -> bias
         xc = np.zeros(Q * c)
@@ -251,9 +254,6 @@ def _build(stages, tile_shape, slots, materialize, encrypt_weights, zero_tol):
         rows, const_out = [], {}
         for p in range(P):
             qs = [q for q in live_in if tmask[p, q] and tile_max[p, q] > zero_tol]
-            if not qs:
-                const_out[p] = poly_value(beff[p * r:(p + 1) * r], abc)
-                continue
             terms = []
             for q in qs:
                 blk = blocks[p, q] * fac                            # (r, c) (out, in)
@@ -270,14 +270,13 @@ def _build(stages, tile_shape, slots, materialize, encrypt_weights, zero_tol):
                 key = PtKey(s_i, "w", p, q)
                 pts[key] = vec(blk.T if orient == "W" else blk)
                 terms.append((q, key))
-            if not terms:     # every lane of every live tile encodes to zero
+            if not terms:     # no live tile (or every lane of every live tile is zero)
                 const_out[p] = poly_value(beff[p * r:(p + 1) * r], abc)
                 continue
             bvals = beff[p * r:(p + 1) * r] * fac + (cst if sign == 0 else 0.0)
             if orient == "W":
-                rows_of = (-np.arange(r)) % r if gather else np.arange(r)
                 bperm = np.zeros(r)
-                bperm[rows_of] = bvals                                 # gathered: (-i) mod t1
+                bperm[lane_rows(r, gather)] = bvals                    # gathered: (-i) mod t1
                 bfill = np.tile(bperm[None, :], (t2, 1))               # indexed along i
             else:
                 bfill = np.zeros((t2, t1))
@@ -295,12 +294,7 @@ def _build(stages, tile_shape, slots, materialize, encrypt_weights, zero_tol):
             rows.append(RowPlan(p, terms, **keys))
         if prev is None:   # the client encrypts only the input chunks some live tile reads
             live_in = sorted({q for row in rows for q, _ in row.terms})
-        if orient == "W":
-            red, rep = [t1 * b * (1 << k) for k in range(int(np.log2(t2)))], []
-        else:
-            red = [b * (1 << k) for k in range(int(np.log2(t1)))]
-            rep = [-(b * (1 << k)) for k in range(int(np.log2(t1)))] if masked else []
-        merge = [b * (1 << k) for k in range(int(np.log2(t1)))] if gather else []
+        red, rep, merge = stage_steps(orient, tile_shape, b, masked, gather)
         plans.append(StagePlan(name, orient, n_in, len(beta), (P, Q), tmask, live_in, rows,
                                const_out, red, rep, sign, masked, c, r,
                                encrypted=bool(encrypt_weights), gather=gather,

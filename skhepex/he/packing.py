@@ -13,7 +13,7 @@ from typing import Dict, List
 import numpy as np
 
 __all__ = ["tile_vector", "encode_input", "decode_output", "n_batches", "zero_input_slots",
-           "sentinel_deviation", "has_static_sentinels"]
+           "sentinel_deviation", "has_static_sentinels", "stage_steps", "lane_rows"]
 
 
 def tile_vector(tile_shape, batch, fill):
@@ -216,3 +216,53 @@ def has_static_sentinels(plan):
         return True
     return bool(st.rows) and st.n_out % st.out_chunk != 0 and \
         max(r.p for r in st.rows) == st.grid[0] - 1
+
+
+def stage_steps(orientation, tile_shape, batch, masked=False, gather=False):
+    """Rotation steps of a stage: reduction, re-replication and lane merge.
+
+    Parameters
+    ----------
+    orientation : {"W", "WT"}
+        The stage's orientation.
+    tile_shape : (int, int)
+        ``(t1, t2)``.
+    batch : int
+        Samples per ciphertext ``b``.
+    masked : bool, default=False
+        A "WT" stage whose output is masked and re-replicated.
+    gather : bool, default=False
+        A gathered "W" stage.
+
+    Returns
+    -------
+    reduce, replicate, merge : list of int
+        "W": ``t1 b 2**k`` (``k < log2 t2``); "WT": ``b 2**k`` (``k < log2 t1``);
+        replicate ``-b 2**k`` when masked; merge ``b 2**k`` when gathered.
+    """
+    t1, t2 = (int(v) for v in tile_shape)
+    inner = [int(batch) * (1 << k) for k in range(int(np.log2(t1)))]
+    if orientation == "W":
+        red = [t1 * int(batch) * (1 << k) for k in range(int(np.log2(t2)))]
+    else:
+        red = list(inner)
+    rep = [-s for s in inner] if masked else []
+    return red, rep, (list(inner) if gather else [])
+
+
+def lane_rows(t1, gather):
+    """Row (inner tile index) holding output ``i`` of a "W" stage's tile-row.
+
+    Parameters
+    ----------
+    t1 : int
+        Output chunk length of the stage.
+    gather : bool
+        Gathered stage: lane ``i`` travels ``i`` rows left, to ``(-i) mod t1``.
+
+    Returns
+    -------
+    rows : ndarray of shape (t1,)
+    """
+    rows = np.arange(int(t1))
+    return (-rows) % int(t1) if gather else rows

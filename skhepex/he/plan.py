@@ -18,6 +18,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
+from .packing import lane_rows
 from .params import CKKSParams
 
 __all__ = ["PtKey", "RowPlan", "StagePlan", "CompiledPlan", "plaintext_nbytes",
@@ -233,7 +234,8 @@ class StagePlan:
         A "W" stage whose input is valid at ``i = 0`` only (the previous
         "WT" stage is neither masked nor replicated): one weight vector per
         output lane ``i``, zero off ``i = 0``, and ``merge_steps`` rotations
-        that move lane ``i`` to row ``i`` (see :mod:`skhepex.he.program`).
+        that move lane ``i`` to row ``(-i) mod t1`` (:attr:`out_rows`, see
+        :mod:`skhepex.he.program`).
     merge_steps : list of int
         Rotation steps of the lane merge (``b * 2**k``, ``k < log2 t1``: the
         reduction steps of the "WT" stage before, no Galois key of their own).
@@ -269,8 +271,7 @@ class StagePlan:
     def out_rows(self):
         """ndarray : Row (inner tile index) of output ``i`` of a tile-row: ``i``, or
         ``(-i) mod t1`` in a gathered stage (lane ``i`` travels ``i`` rows left)."""
-        rows = np.arange(self.out_chunk)
-        return (-rows) % self.out_chunk if self.gather else rows
+        return lane_rows(self.out_chunk, self.gather)
 
     @property
     def n_packed_tiles(self) -> int:

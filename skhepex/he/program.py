@@ -225,17 +225,17 @@ def _gather_row(st, row, chunks, be):
     absorbed by the reduction over ``j`` that follows.  Accumulators are
     merged by the bits of ``i`` (one rotation per merge), then rescaled once.
     """
-    dist = {}
+    lanes = {}
     for q, key in row.terms:
-        dist[key.i] = _mul_acc(st, be, dist.get(key.i), chunks[q], key)
+        lanes[key.i] = _mul_acc(st, be, lanes.get(key.i), chunks[q], key)
     if st.encrypted:              # rotations need size-2 ciphertexts
-        dist = {d: be.relinearize(ct) for d, ct in dist.items()}
+        lanes = {i: be.relinearize(ct) for i, ct in lanes.items()}
     for k, step in enumerate(st.merge_steps):
         bit = 1 << k
-        for d in sorted(d for d in dist if d & bit):
-            moved = be.rotate(dist.pop(d), step)
-            dist[d - bit] = moved if d - bit not in dist else be.add(dist[d - bit], moved)
-    (acc,) = dist.values()
+        for i in sorted(i for i in lanes if i & bit):
+            moved = be.rotate(lanes.pop(i), step)
+            lanes[i - bit] = moved if i - bit not in lanes else be.add(lanes[i - bit], moved)
+    (acc,) = lanes.values()
     return be.rescale(acc)
 
 

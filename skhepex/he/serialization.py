@@ -22,6 +22,7 @@ import numpy as np
 
 from ..tiling import block_shape, check_tile_shape
 from .params import CKKSParams, validate_params
+from .packing import stage_steps
 from .plan import CompiledPlan, PtKey, RowPlan, StagePlan
 
 __all__ = ["MAGIC", "SerializationError", "pack", "unpack", "plan_to_payload",
@@ -228,15 +229,10 @@ def _stage_from(d, s_i, arrays, tile_shape, batch, prev):
     act_sign = int(d["act_sign"])
     if act_sign not in (-1, 0, 1):
         raise SerializationError(f"stage {s_i}: act_sign must be -1, 0 or 1")
-    if orient == "W":
-        red, rep = [t1 * batch * (1 << k) for k in range(int(np.log2(t2)))], []
-    else:
-        red = [batch * (1 << k) for k in range(int(np.log2(t1)))]
-        rep = [-(batch * (1 << k)) for k in range(int(np.log2(t1)))] if masked else []
     live_in = [int(v) for v in d["live_in"]]
     if any(not 0 <= q < grid[1] for q in live_in):
         raise SerializationError(f"stage {s_i}: live input chunk out of range")
-    merge = [batch * (1 << k) for k in range(int(np.log2(t1)))] if gather else []
+    red, rep, merge = stage_steps(orient, tile_shape, batch, masked, gather)
     return StagePlan(str(d["name"]), orient, n_in, n_out, grid, tmask, live_in, rows, const,
                      red, rep, act_sign, masked, c, r, encrypted=bool(d["encrypted"]),
                      gather=gather, merge_steps=merge)

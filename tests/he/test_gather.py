@@ -10,6 +10,7 @@ from skhepex.he import (Client, HEPredictor, PlainSimulator, compile_stages, cou
 from skhepex.he.build import GATHER_MIN_SCALE_BITS, compile_packing, resolve_variant
 from skhepex.he.compiler import final_gather
 from skhepex.he.params import CKKSParams
+from skhepex.he.packing import lane_rows, stage_steps
 from skhepex.he.serialization import SerializationError, plan_from_bytes, plan_to_bytes
 
 SIZES, ACTS = [13, 7, 9, 5], [SQ, (-0.25, 0.5, 0.1), None]
@@ -41,7 +42,7 @@ def test_gathered_stage_is_exact_and_one_level_shallower(tile, X):
     # one weight vector per live lane (output row) of every live tile
     lanes = {k for r in last.rows for _, k in r.terms}
     assert all(k.i >= 0 for k in lanes)
-    n_live = sum(int(np.any(last_w != 0.0)) for last_w in _lane_rows(stages[-1], tile))
+    n_live = sum(int(np.any(last_w != 0.0)) for last_w in _lane_weights(stages[-1], tile))
     assert len(lanes) == n_live
     assert last.n_packed_tiles == plain.stages[2].n_packed_tiles
     ops, ops_plain = count_ops(gathered, tile, plain.params), count_ops(stages, tile)
@@ -53,9 +54,9 @@ def test_gathered_stage_is_exact_and_one_level_shallower(tile, X):
     assert ops[1]["rescale"] < ops_plain[1]["rescale"]
 
 
-def _lane_rows(st, tile):
+def _lane_weights(st, tile):
     """(output row, input tile-column) weight vectors of a "W" stage."""
-    W, (t1, t2) = st["matrix"], tile
+    W, t2 = st["matrix"], tile[1]
     Q = -(-W.shape[1] // t2)
     Wp = np.zeros((W.shape[0], Q * t2))
     Wp[:, :W.shape[1]] = W
@@ -67,6 +68,26 @@ def test_final_gather_only_for_a_w_stage_after_a_wt_stage():
     assert final_gather(make_stages([13, 7, 9, 5, 4], (4, 8), [SQ, SQ, SQ, None]),
                         (4, 8)) is None                                   # last is "WT"
     assert final_gather(make_stages(SIZES, (1, 8), ACTS), (1, 8)) is None  # no mask anyway
+
+
+def test_gather_flag_on_a_stage_that_cannot_gather_is_refused():
+    tile = (4, 8)
+    stages = make_stages(SIZES, tile, ACTS)
+    stages[1]["gather"] = True                                        # a "WT" stage
+    with pytest.raises(ValueError, match="gather=True needs"):
+        compile_stages(stages, tile)
+    stages = make_stages(SIZES, (1, 8), ACTS)
+    stages[-1]["gather"] = True                                       # t1 == 1: no mask
+    with pytest.raises(ValueError, match="gather=True needs"):
+        compile_stages(stages, (1, 8))
+
+
+def test_stage_steps_and_lane_rows():
+    assert stage_steps("W", (4, 8), 2) == ([8, 16, 32], [], [])
+    assert stage_steps("WT", (4, 8), 2, masked=True) == ([2, 4], [-2, -4], [])
+    assert stage_steps("W", (4, 8), 2, gather=True) == ([8, 16, 32], [], [2, 4])
+    assert list(lane_rows(4, False)) == [0, 1, 2, 3]
+    assert list(lane_rows(4, True)) == [0, 3, 2, 1]
 
 
 def test_zero_lanes_are_skipped_and_an_empty_row_is_a_constant(X):
