@@ -130,7 +130,10 @@ PRELUDE = """
 import json, resource, warnings
 warnings.filterwarnings("ignore")
 N_SMALL, N_LARGE = 2000, int(__import__("os").environ.get("N_LARGE", 20000))
-def rss():
+def rss():   # peak RSS in kB: VmHWM (ru_maxrss survives fork + exec: it floors at the parent's)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 """
 

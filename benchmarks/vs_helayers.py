@@ -46,9 +46,23 @@ exported in skhepex's packed (permuted) order, so that the zeros HE-PEx
 gathered into tiles are contiguous for HElayers too; inputs are permuted and
 outputs un-permuted on the client (as skhepex does).
 
-skhepex: ``HEPredictor(net, prefit=True, batch_size=B).fit()`` (automatic
-layout for ``B``; the pruned variant packs with the tile shape it was pruned
-for).  HElayers: ``HeRunRequirements`` with the default context (SEAL CKKS),
+skhepex: ``HEPredictor(net, prefit=True, batch_size=B, mode="simulate").fit()``
+in the parent packs the network (automatic layout for ``B``; the pruned and
+HE-PEx variants pack with the tile shape they were pruned for) and writes the
+plan (``plan_to_bytes``), the client's encoded inputs and the output map.
+The worker is a deployed client + server in one process, without the
+estimator or scikit-learn. It runs:
+
+1. ``plan_from_bytes``;
+2. ``Client(plan)`` (keys);
+3. ``client.server_model(plan)`` (weights encoded);
+4. round trips ``client.encrypt`` -> ``server.evaluate`` -> ``client.decrypt``.
+
+This is the work ``HEPredictor.fit`` and ``decision_function`` do after
+packing, and the work HElayers' worker does after loading its ONNX model.
+``--skhepex-flow predictor`` runs ``HEPredictor`` in the worker instead. That
+process also imports scikit-learn: about 110 MB more RSS, and the same
+times.  HElayers: ``HeRunRequirements`` with the default context (SEAL CKKS),
 ``optimize_for_batch_size(B)``, ``set_model_encrypted(False)``,
 ``HeModel.compile`` -> ``create_context`` -> ``encode``; for the pruned
 variant the internal flag ``pruneZeroPTiles`` is set right after ``encode``.
@@ -59,16 +73,18 @@ HElayers, skhepex, HElayers, ...; one warm-up round trip in each before
 timing):
 
 - end to end: client input encoding + encryption + server evaluation +
-  decryption + decoding of ``B`` samples (skhepex ``decision_function``;
+  decryption + decoding of ``B`` samples (skhepex ``client.encrypt`` +
+  ``server.evaluate`` + ``client.decrypt``, or ``decision_function``;
   HElayers ``ModelIoEncoder.encode_encrypt`` + ``predict`` +
   ``decrypt_decode_output``), in ms per sample;
-- server only: the evaluation of the encrypted batch (skhepex
-  ``measure()``'s ``seconds``; HElayers ``HeModel.predict``), ms per sample;
-- the same two in process CPU time (for skhepex's server part: ``server_.evaluate``
+- server only: the evaluation of the encrypted batch (skhepex: the stage
+  seconds ``server.evaluate`` records; HElayers ``HeModel.predict``), ms per sample;
+- the same two in process CPU time (for skhepex's server part: ``server.evaluate``
   timed from outside, like HElayers' ``predict``): the CPU time is less sensitive to
   other jobs on a shared machine than the wall time;
-- peak RSS of the subprocess (``ru_maxrss``), its RSS after the imports and once
-  the model is packed and the keys exist;
+- peak RSS of the subprocess (``VmHWM``: ``ru_maxrss`` survives ``fork`` +
+  ``exec`` on Linux, so it would floor every worker at the parent's RSS), its
+  RSS after the imports and once the model is packed and the keys exist;
 - the max abs error of the decrypted logits against the float64 NumPy
   forward (``net.decision_function``);
 - each system's layout (tile shape, samples per ciphertext) and CKKS
@@ -129,20 +145,33 @@ MB = 2.0 ** 20
 
 
 # ============================================================== helpers
-def _rss_now():
-    """Current resident set size in bytes (Linux /proc), or None."""
+def _proc_status(field):
+    """A ``/proc/self/status`` memory field in bytes (Linux), or None."""
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:  # pragma: no cover - not Linux
         return None
     return None
 
 
+def _rss_now():
+    """Current resident set size in bytes (Linux /proc), or None."""
+    return _proc_status("VmRSS")
+
+
 def _peak_rss():
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """Peak RSS of this process in bytes: ``VmHWM``, the high-water mark of its own memory.
+
+    Not ``ru_maxrss``: on Linux it survives ``fork`` + ``exec``, so a worker
+    would report at least the RSS the parent had when it started it.
+    """
+    hwm = _proc_status("VmHWM")
+    if hwm is not None:
+        return hwm
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss   # pragma: no cover
     return int(kb) * (1 if sys.platform == "darwin" else 1024)
 
 
@@ -360,6 +389,9 @@ def export_onnx(net, path):
 
 # ============================================================== workers
 def worker_skhepex(spec):
+    """One skhepex run: the deployment flow (``spec["plan"]``) or ``HEPredictor`` in-process."""
+    if spec.get("plan"):
+        return _worker_skhepex_deployment(spec)
     from skhepex.he import HEPredictor
 
     rss_import = _rss_now()
@@ -382,8 +414,9 @@ def worker_skhepex(spec):
     server_ext, server_cpu, _ = _timed(lambda: he.server_.evaluate(enc), inner)
     rep, p = he.report_, he.params_
     return dict(
-        build_s=build_s, warmup_s=warm, inner=inner, e2e_s=e2e, e2e_cpu_s=e2e_cpu,
-        server_s=server, server_external_s=server_ext, server_cpu_s=server_cpu,
+        flow="predictor", build_s=build_s, warmup_s=warm, inner=inner, e2e_s=e2e,
+        e2e_cpu_s=e2e_cpu, server_s=server, server_external_s=server_ext,
+        server_cpu_s=server_cpu,
         encrypt_s=_median([m["encrypt_seconds"] for m in reps]),
         decrypt_s=_median([m["decrypt_seconds"] for m in reps]),
         n_ciphertext_batches=int(reps[0]["n_batches"]),
@@ -395,10 +428,119 @@ def worker_skhepex(spec):
                     n_galois_keys=int(rep.memory["n_galois_keys"]),
                     weight_plaintexts=int(rep.n_weight_ciphertexts),
                     weight_tiles=int(rep.n_tiles), depth=int(rep.depth)),
-        ckks=dict(N=int(p.poly_modulus_degree), slots=int(p.poly_modulus_degree // 2),
-                  chain_bits=list(p.coeff_mod_bit_sizes), scale_bits=int(p.scale_bits),
-                  note="chain_bits end with the special (key-switching) prime"),
+        ckks=_skhepex_ckks(p),
         predicted_server_s=rep.predicted_seconds_per_batch,
+    )
+
+
+def _skhepex_ckks(p):
+    return dict(N=int(p.poly_modulus_degree), slots=int(p.poly_modulus_degree // 2),
+                chain_bits=list(p.coeff_mod_bit_sizes), scale_bits=int(p.scale_bits),
+                note="chain_bits end with the special (key-switching) prime")
+
+
+def prepare_skhepex_plan(files, B, workdir):
+    """Compile skhepex's plan for ``B`` samples in this (parent) process.
+
+    ``HEPredictor(net, prefit=True, batch_size=B, tile_shape=..., mode="simulate")``
+    packs the network (tile shape, parameters, plan: what ``fit`` does,
+    without keys); the plan is written with ``plan_to_bytes`` together with
+    the client's encoded inputs (``encode_input``) and the output map of
+    ``unpermute_outputs`` as a matrix.  The worker loads them like a deployed
+    client + server, without scikit-learn.
+    """
+    from skhepex.he import HEPredictor
+    from skhepex.he.serialization import plan_to_bytes
+
+    with open(files["pickle"], "rb") as fh:
+        net = pickle.load(fh)
+    ts = "auto" if files.get("tile_shape") is None else tuple(files["tile_shape"])
+    t0 = time.perf_counter()
+    he = HEPredictor(net, prefit=True, batch_size=B, tile_shape=ts, mode="simulate").fit()
+    compile_s = time.perf_counter() - t0
+    data = np.load(files["data"])
+    network = he.network_estimator_
+    X = data["X"][:B]
+    if he.preprocessor_ is not None:
+        X = he.preprocessor_.transform(X)
+    n_out = int(he.plan_.n_outputs)
+    base = os.path.join(workdir, f"plan_{os.path.basename(files['pickle'])}_{B}")
+    with open(base + ".plan", "wb") as fh:
+        fh.write(plan_to_bytes(he.plan_))
+    np.savez(base + ".npz", X=network.encode_input(X),
+             out_map=network.network_.unpermute_outputs(np.eye(n_out)))
+    rep = he.report_
+    return dict(plan=base + ".plan", client_data=base + ".npz", compile_s=compile_s,
+                n_weight_ciphertexts=int(rep.n_weight_ciphertexts), n_tiles=int(rep.n_tiles),
+                depth=int(rep.depth),
+                n_input_ciphertexts=int(rep.memory["n_input_ciphertexts"]),
+                n_galois_keys=int(rep.memory["n_galois_keys"]),
+                predicted_server_s=rep.predicted_seconds_per_batch)
+
+
+def _worker_skhepex_deployment(spec):
+    """A deployed skhepex client + server in one process: no estimator, no scikit-learn.
+
+    The plan compiled by :func:`prepare_skhepex_plan` is loaded with
+    ``plan_from_bytes``; ``Client(plan)`` makes the keys and
+    ``client.server_model()`` encodes the weights (what ``HEPredictor.fit``
+    does after packing); a round trip is ``client.encrypt`` ->
+    ``server.evaluate`` -> ``client.decrypt`` and the output map.
+    """
+    from skhepex.he.client import Client
+    from skhepex.he.serialization import plan_from_bytes
+
+    rss_import = _rss_now()
+    data, cdata = np.load(spec["data"]), np.load(spec["client_data"])
+    B = spec["batch"]
+    ref, X, out_map = data["ref"][:B], cdata["X"], cdata["out_map"]
+    t0 = time.perf_counter()
+    with open(spec["plan"], "rb") as fh:
+        plan = plan_from_bytes(fh.read())
+    client = Client(plan)
+    server = client.server_model(plan, name="predict")
+    build_s = time.perf_counter() - t0
+    rss_build = _rss_now()
+    parts = {}
+
+    def round_trip():
+        t = time.perf_counter()
+        enc = client.encrypt(X)
+        t1 = time.perf_counter()
+        res = server.evaluate(enc)
+        t2 = time.perf_counter()
+        raw = client.decrypt(res, n_samples=len(X))
+        t3 = time.perf_counter()
+        parts.setdefault("encrypt", []).append(t1 - t)
+        parts.setdefault("server", []).append(float(sum(res.stats["stage_seconds"])))
+        parts.setdefault("decrypt", []).append(t3 - t2)
+        parts["n_batches"] = res.stats["n_batches"]
+        return raw @ out_map
+
+    warm, _, _ = _timed(round_trip, 1)
+    parts.clear()
+    inner = _inner(spec, warm)
+    e2e, e2e_cpu, out = _timed(round_trip, inner)
+    enc = client.encrypt(X)        # the same evaluation timed from outside, wall and CPU
+    server_ext, server_cpu, _ = _timed(lambda: server.evaluate(enc), inner)
+    from skhepex.he.costs import memory_estimate
+
+    mem = memory_estimate(plan)
+    return dict(
+        flow="deployment", build_s=build_s, compile_s=spec.get("compile_s"), warmup_s=warm,
+        inner=inner, e2e_s=e2e, e2e_cpu_s=e2e_cpu, server_s=_median(parts["server"]),
+        server_external_s=server_ext, server_cpu_s=server_cpu,
+        encrypt_s=_median(parts["encrypt"]), decrypt_s=_median(parts["decrypt"]),
+        n_ciphertext_batches=int(parts["n_batches"]),
+        max_abs_err=float(np.abs(np.asarray(out, dtype=np.float64) - ref).max()),
+        peak_rss=_peak_rss(), rss_after_import=rss_import, rss_after_build=rss_build,
+        rss_end=_rss_now(), sklearn_imported="sklearn" in sys.modules,
+        layout=dict(tile_shape=list(plan.tile_shape), samples_per_ciphertext=int(plan.batch),
+                    n_input_ciphertexts=int(mem["n_input_ciphertexts"]),
+                    n_galois_keys=int(mem["n_galois_keys"]),
+                    weight_plaintexts=spec.get("n_weight_ciphertexts"),
+                    weight_tiles=spec.get("n_tiles"), depth=spec.get("depth")),
+        ckks=_skhepex_ckks(plan.params), predicted_server_s=spec.get("predicted_server_s"),
     )
 
 
@@ -506,6 +648,7 @@ def worker_main(system, spec_path):
     try:
         rec = (worker_skhepex if system == "skhepex" else worker_helayers)(spec)
         rec["ok"] = True
+        rec["rss_method"] = "VmHWM"
     except Exception as exc:   # recorded, the parent moves on
         rec = dict(ok=False, error=f"{type(exc).__name__}: {exc}",
                    traceback=traceback.format_exc()[-2000:], peak_rss=_peak_rss())
@@ -578,6 +721,11 @@ def run_cell(net_name, variant, B, files, args, workdir, log):
                       long_s=args.long_roundtrip,
                       perm_in=files["perm_in"], perm_out=files["perm_out"],
                       prune_zero_ptiles=variant != "dense"))
+    if args.skhepex_flow == "deployment" and "skhepex" in args.systems:
+        t0 = time.perf_counter()
+        specs["skhepex"].update(prepare_skhepex_plan(files, B, workdir))
+        log(f"  [{net_name} {variant} B={B}] skhepex plan compiled in the parent "
+            f"({time.perf_counter() - t0:.1f} s)")
     runs = {s: [] for s in SYSTEMS}
     for rep in range(args.repeats):
         for system in args.systems:              # alternate A, B, A, B, ...
@@ -875,6 +1023,12 @@ def hepex_rows(cells):
     return rows
 
 
+def _floored(cell):
+    """"†" when a cell's peak RSS was read with ``ru_maxrss`` (floored at the parent's RSS)."""
+    runs = [r for rs in cell.get("runs", {}).values() for r in rs if r.get("ok")]
+    return "" if runs and all(r.get("rss_method") == "VmHWM" for r in runs) else " †"
+
+
 def render_rst(result, json_path):
     """The documentation page (reST) of a results file."""
     env, a = result.get("environment", {}), result.get("args", {})
@@ -899,8 +1053,9 @@ def render_rst(result, json_path):
                      get(c, "helayers", "e2e_cpu_ms_per_sample"), ratio(c, "e2e_cpu"),
                      get(c, "skhepex", "server_cpu_ms_per_sample"),
                      get(c, "helayers", "server_cpu_ms_per_sample"), ratio(c, "server_cpu"),
-                     get(c, "skhepex", "peak_rss_MB", "{:.0f}"),
-                     get(c, "helayers", "peak_rss_MB", "{:.0f}"), ratio(c, "peak_rss"),
+                     get(c, "skhepex", "peak_rss_MB", "{:.0f}") + _floored(c),
+                     get(c, "helayers", "peak_rss_MB", "{:.0f}") + _floored(c),
+                     ratio(c, "peak_rss"),
                      get(c, "skhepex", "rss_after_build_MB", "{:.0f}"),
                      get(c, "helayers", "rss_after_build_MB", "{:.0f}")] for c in cells]
     lay = []
@@ -979,13 +1134,16 @@ def render_rst(result, json_path):
         "* **e2e**: client encoding + encryption + server evaluation + decryption + "
         "decoding of B samples, ms per sample;",
         "* **server**: the evaluation of the encrypted request only, ms per sample "
-        "(skhepex: ``HEPredictor.measure()``; HElayers: ``HeModel.predict``);",
+        "(skhepex: the stage seconds of ``server.evaluate``; HElayers: ``HeModel.predict``);",
         "* **CPU**: the same in process CPU time (the machine was shared: CPU time is "
         "less sensitive to other load than wall time);",
-        "* **RSS**: peak resident memory of the subprocess in MB, imports included "
-        "(TenSEAL + scikit-learn for skhepex, the HElayers library for HElayers); "
-        "*built*: the RSS once the model is packed and the keys exist.  The dense skhepex "
-        "runs include the automatic tile-shape search in their peak;",
+        "* **RSS**: peak resident memory of the subprocess in MB (``VmHWM``), imports "
+        "included (NumPy + TenSEAL for a deployed skhepex client + server, the HElayers "
+        "library for HElayers); *built*: the RSS once the model is packed and the keys "
+        "exist.  Cells marked † come from runs before 2026-12-02 that read ``ru_maxrss``, "
+        "which on Linux survives ``fork`` + ``exec``: their RSS is at least the parent "
+        "benchmark's RSS when the worker started (an upper bound), and their skhepex "
+        "worker ran ``HEPredictor`` (scikit-learn imported, ~110 MB more);",
         "* **err**: max abs error of the decrypted logits against the float64 NumPy "
         "forward (``net.decision_function``).",
         "",
@@ -1057,6 +1215,10 @@ def parse_args(argv=None):
                          "longer than this many seconds, default 20")
     ap.add_argument("--timeout", type=float, default=3600.0,
                     help="seconds before a subprocess is abandoned")
+    ap.add_argument("--skhepex-flow", choices=("deployment", "predictor"), default="deployment",
+                    help="skhepex worker: a deployed client + server loading the plan compiled "
+                         "in the parent (no scikit-learn in the process; default), or "
+                         "HEPredictor(...).fit() and decision_function in the worker")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 64-128-10, B = 1 and 16, 1 repeat, 1 timing, "
                          "short training")

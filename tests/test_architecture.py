@@ -11,6 +11,8 @@
 * No ``hasattr(obj, "_private")`` type test on anything but ``self``/``cls``.
 * No module longer than :data:`MAX_LINES` lines.
 * ``import skhepex`` (in a subprocess) does not import TenSEAL.
+* The deployment modules (client, server, HTTP app) import neither
+  scikit-learn nor the compiler: a server process starts at ~45 MB, not ~160.
 """
 
 import ast
@@ -201,6 +203,20 @@ def test_modules_are_short():
 
 def test_import_does_not_load_tenseal():
     code = "import skhepex, sys; assert 'tenseal' not in sys.modules, 'tenseal imported'"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("module", ["skhepex.he.server", "skhepex.he.client",
+                                    "skhepex.he.key_file", "skhepex.serve.app"])
+def test_deployment_modules_do_not_load_scikit_learn(module):
+    if module == "skhepex.serve.app":
+        pytest.importorskip("starlette")
+    code = (f"import sys, {module}\n"
+            "bad = [m for m in ('sklearn', 'scipy', 'skhepex.he.compiler', 'skhepex.estimators')"
+            " if m in sys.modules]\n"
+            "assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr

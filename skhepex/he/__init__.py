@@ -13,25 +13,29 @@ protocol), :mod:`~skhepex.he.backends` / :mod:`~skhepex.he.seal_backend`,
 :mod:`~skhepex.he.wire` (batches and results), :mod:`~skhepex.he.client`,
 :mod:`~skhepex.he.server`, :mod:`~skhepex.he.costs`, :mod:`~skhepex.he.planner`,
 :mod:`~skhepex.he.report` and :mod:`~skhepex.he.predictor` (orchestration).
-TenSEAL is imported only by the client, the server and the SEAL backend.
+TenSEAL is imported only by the client, the server and the SEAL backend;
+scikit-learn only by the modules that read an estimator (stages, compiler,
+planner, predictor, report).
 """
 from ..lazy import attach
-from .compiler import compile_stages, count_ops, required_depth
-from .costs import (measure_unit_costs, memory_estimate, predict_latency,
-                    tabulated_unit_costs, unit_costs)
-from .params import CKKSParams, choose_params, resolve_params, validate_params
-from .plan import CompiledPlan, PtKey
-from .planner import choose_tile_shape
-from .predictor import HEPredictor
-from .report import HECostReport, he_cost_report
-from .bounds import PrecisionError
-from .serialization import SerializationError
-from .simulator import PlainSimulator, reference_forward
-from .stages import build_stages
-from .wire import BindingError, EncryptedBatch, EncryptedResult
 
-_LAZY = {"Client": ".client", "ServerModel": ".server", "RemoteServer": "..serve.remote",
-         "RemoteError": "..serve.remote"}
+#: Public name -> module that defines it, imported on first access (PEP 562):
+#: a server or client process (``skhepex.he.server``, ``skhepex.he.client``)
+#: then imports neither scikit-learn nor the compiler.
+_LAZY = {
+    "HEPredictor": ".predictor", "HECostReport": ".report", "he_cost_report": ".report",
+    "choose_tile_shape": ".planner", "build_stages": ".stages",
+    "CKKSParams": ".params", "choose_params": ".params", "resolve_params": ".params",
+    "validate_params": ".params", "Client": ".client", "ServerModel": ".server",
+    "EncryptedBatch": ".wire", "EncryptedResult": ".wire", "BindingError": ".wire",
+    "PlainSimulator": ".simulator", "reference_forward": ".simulator",
+    "CompiledPlan": ".plan", "PtKey": ".plan", "compile_stages": ".compiler",
+    "count_ops": ".compiler", "required_depth": ".compiler",
+    "measure_unit_costs": ".costs", "tabulated_unit_costs": ".costs", "unit_costs": ".costs",
+    "memory_estimate": ".costs", "predict_latency": ".costs",
+    "SerializationError": ".serialization", "PrecisionError": ".bounds",
+    "RemoteServer": "..serve.remote", "RemoteError": "..serve.remote",
+}
 
 __all__ = ["HEPredictor", "HECostReport", "he_cost_report", "choose_tile_shape",
            "build_stages", "CKKSParams", "choose_params", "resolve_params", "validate_params",

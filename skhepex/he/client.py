@@ -47,7 +47,9 @@ class Client:
     context : tenseal.Context
         Private context (secret key, public key, relin keys).
     galois_keys : sealapi.GaloisKeys
-        Keys for exactly the plans' rotation steps.
+        Keys for exactly the plans' rotation steps, generated on first use
+        (:meth:`server_model` needs them; encrypting and decrypting do not, so
+        a client process restored with :meth:`load` never holds them).
     key_id : str
         Fingerprint of the public key.
     """
@@ -68,7 +70,6 @@ class Client:
         self.rotation_steps = sorted(steps)
         sk = self.context.secret_key().data
         self._keygen = sealapi.KeyGenerator(self._sd, sk)
-        self.galois_keys = self._galois_keys(self.rotation_steps)
         self._galois = {}
         self._encoder = sealapi.CKKSEncoder(self._sd)
         self._encryptor = sealapi.Encryptor(self._sd, sk)
@@ -105,6 +106,14 @@ class Client:
             self._keygen.create_galois_keys(galois_elements(self._sd, steps), keys)
         return keys
 
+    @property
+    def galois_keys(self):
+        """Galois keys for the plans' rotation steps (generated on first use)."""
+        steps = tuple(self.rotation_steps)
+        if steps not in self._galois:
+            self._galois[steps] = self._galois_keys(list(steps))
+        return self._galois[steps]
+
     def galois_keys_for(self, plan):
         """Galois keys covering ``plan``'s rotations (this client's key; cached).
 
@@ -117,8 +126,8 @@ class Client:
         Returns
         -------
         keys : sealapi.GaloisKeys
-            The keys made at construction when they cover the plan, else keys
-            for exactly its rotation steps.
+            :attr:`galois_keys` when they cover the plan, else keys for
+            exactly its rotation steps.
         """
         steps = tuple(plan.rotation_steps)
         if set(steps) <= set(self.rotation_steps):
@@ -308,6 +317,54 @@ class Client:
         """
         return self.context.serialize(save_public_key=True, save_secret_key=True,
                                       save_galois_keys=False, save_relin_keys=True)
+
+    @classmethod
+    def load(cls, path, plan, *, extra_plans=(), password=None) -> "Client":
+        """Restore a key owner from a key file, in a process without scikit-learn.
+
+        The file is the one :meth:`skhepex.he.HEPredictor.save_client`
+        writes; the plans come from the predictor that wrote it (e.g.
+        ``plan_to_bytes(he.plan_)`` read back with
+        :func:`~skhepex.he.serialization.plan_from_bytes`).  With the
+        :class:`~skhepex.he.ServerModel` loaded elsewhere (``save_server``),
+        encrypted inference then needs neither the estimator nor
+        scikit-learn.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A client key file.
+        plan : CompiledPlan
+            One of the plans the keys were saved for (checked by fingerprint).
+        extra_plans : list of CompiledPlan, optional
+            Further plans sharing the keys (see :class:`Client`).
+        password : str, optional
+            The password the file was saved with.
+
+        Returns
+        -------
+        client : Client
+
+        Raises
+        ------
+        ValueError
+            A plan the keys were not saved for, a missing or wrong password,
+            or a public key that does not match the file's fingerprint.
+        SerializationError
+            Not a key file, or an unsupported format version.
+        """
+        from .key_file import read_key_file
+
+        data, header = read_key_file(path, password=password)
+        saved = set(header["plans"].values())
+        for p in (plan, *extra_plans):
+            if plan_fingerprint(p) not in saved:
+                raise ValueError("these keys were saved for another model or packing (plan "
+                                 "fingerprints differ)")
+        client = cls(plan, extra_plans, context=cls.context_from_bytes(data))
+        if client.key_id != header["key_id"]:
+            raise ValueError("the key file's public key does not match its fingerprint")
+        return client
 
     @staticmethod
     def context_from_bytes(data):

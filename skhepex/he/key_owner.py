@@ -4,51 +4,23 @@ Encrypt, decrypt, keep keys across processes (:meth:`KeyOwnerMixin.save_client`
 / :meth:`KeyOwnerMixin.load_client`), hand out the public server package
 (:meth:`KeyOwnerMixin.save_server`), and pickle without any key.
 
-The client file holds the TenSEAL context *with the secret key* (plus the
-public and relinearisation keys, not the Galois keys, which are regenerated),
-the fingerprints of the packed plans it belongs to, and a format version; it is
-written only by an explicit :meth:`~KeyOwnerMixin.save_client` call, with
-owner-only permissions (0600), optionally encrypted with a password
-(``cryptography``'s Fernet with a scrypt-derived key).
+The client file (:mod:`~skhepex.he.key_file`) holds the TenSEAL context
+*with the secret key*; it is written only by an explicit
+:meth:`~KeyOwnerMixin.save_client` call.
 """
 from __future__ import annotations
 
-import base64
 import logging
-import os
 
 from sklearn.utils.validation import check_is_fitted
 
-from .serialization import SerializationError, pack, plan_from_bytes, plan_to_bytes, unpack
+from .key_file import CLIENT_FILE_VERSION, read_key_file, write_key_file
+from .serialization import plan_from_bytes, plan_to_bytes
 from .wire import plan_fingerprint
 
 __all__ = ["KeyOwnerMixin", "CLIENT_FILE_VERSION"]
 
 logger = logging.getLogger("skhepex")
-
-#: Version of the client key file format.
-CLIENT_FILE_VERSION = 1
-
-
-def _fernet(password, salt):
-    try:
-        from cryptography.fernet import Fernet
-        from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-    except ImportError as exc:  # pragma: no cover - cryptography is usually present
-        raise ImportError("password-protected key files need the 'cryptography' "
-                          "package (pip install cryptography)") from exc
-    key = Scrypt(salt=salt, length=32, n=2 ** 15, r=8, p=1).derive(password.encode("utf-8"))
-    return Fernet(base64.urlsafe_b64encode(key))
-
-
-def _write_private(path, data):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-    except BaseException:
-        raise
 
 
 def cached(cache, key, make):
@@ -245,14 +217,8 @@ class KeyOwnerMixin:
         self._check_keys()
         if self._simulated():
             raise RuntimeError("simulate mode has no keys to save")
-        ctx = self.client_.save_context()
-        salt = os.urandom(16) if password is not None else b""
-        if password is not None:
-            ctx = _fernet(password, salt).encrypt(ctx)
-        header = dict(version=CLIENT_FILE_VERSION, plans=self._plan_ids(),
-                      key_id=self.client_.key_id, encrypted=password is not None)
-        _write_private(path, pack("ClientKeys", header, {"context": ctx, "salt": salt}))
-        return path
+        return write_key_file(path, self.client_.save_context(), self._plan_ids(),
+                              self.client_.key_id, password=password)
 
     def load_client(self, path, *, password=None):
         """Restore keys saved by :meth:`save_client` (e.g. on an unpickled predictor).
@@ -281,25 +247,11 @@ class KeyOwnerMixin:
         check_is_fitted(self, "plan_")
         if self._simulated():
             raise RuntimeError("simulate mode uses no keys")
-        with open(path, "rb") as f:
-            h, arrays = unpack(f.read(), "ClientKeys")
-        if h.get("version") != CLIENT_FILE_VERSION:
-            raise SerializationError(f"client key file version {h.get('version')!r} is not "
-                                     f"supported (this skhepex reads version "
-                                     f"{CLIENT_FILE_VERSION})")
+        data, h = read_key_file(path, password=password)
         if h.get("plans") != self._plan_ids():
             raise ValueError("these keys were saved for another model or packing (plan "
                              "fingerprints differ); load them on the predictor they were "
                              "saved from (same estimator, tile shape and parameters)")
-        data = arrays["context"].tobytes()
-        if h.get("encrypted"):
-            if password is None:
-                raise ValueError("this key file is password-protected; pass password=")
-            from cryptography.fernet import InvalidToken
-            try:
-                data = _fernet(password, arrays["salt"].tobytes()).decrypt(data)
-            except InvalidToken:
-                raise ValueError("wrong password for this key file") from None
         extra = [self.transform_plan_] if self.transform_plan_ is not None else []
         client = Client(self.plan_, extra_plans=extra,
                         context=Client.context_from_bytes(data))

@@ -20,7 +20,7 @@ import struct
 
 import numpy as np
 
-from ..tiling import block_shape, check_tile_shape
+from ..tiling.shapes import block_shape, check_tile_shape
 from .params import CKKSParams, validate_params
 from .packing import stage_steps
 from .plan import CompiledPlan, PtKey, RowPlan, StagePlan

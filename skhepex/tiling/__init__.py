@@ -35,10 +35,20 @@ the channel sizes (the default CNN on 8x8 digits), a unit is one ``k x k``
 kernel.
 """
 
-from .layout import TileLayout, tile_grid_mask, tile_grid_norms, tile_report
-from .records import LayerTiling, TileReport
-from .shapes import (DEFAULT_TILE_SHAPE, MAX_TILE_SLOTS, block_shape, check_tile_shape,
-                     layer_orientation)
+from ..lazy import attach
+
+#: Public name -> module, imported on first access (PEP 562): the shape helpers
+#: (:mod:`~skhepex.tiling.shapes`) load without :class:`TileLayout` and the
+#: estimators (scikit-learn), which an encrypted-inference server does not need.
+_LAZY = {
+    "TileLayout": ".layout", "tile_grid_mask": ".layout", "tile_grid_norms": ".layout",
+    "tile_report": ".layout", "LayerTiling": ".records", "TileReport": ".records",
+    "DEFAULT_TILE_SHAPE": ".shapes", "MAX_TILE_SLOTS": ".shapes", "block_shape": ".shapes",
+    "check_tile_shape": ".shapes", "layer_orientation": ".shapes",
+}
 
 __all__ = ["TileLayout", "LayerTiling", "TileReport", "tile_report", "check_tile_shape",
            "layer_orientation", "block_shape"]
+
+
+__getattr__, __dir__ = attach(__name__, _LAZY)

@@ -6,7 +6,8 @@ from he_stages import fit_tiny_mlp
 
 from skhepex.he.costs import (client_latency, memory_estimate, predict_latency,
                               tabulated_unit_costs)
-from skhepex.he.planner import (AUTO_LATENCY_TOLERANCE, AUTO_MAX_TILE_SLOTS, MAX_AUTO_MEMORY,
+from skhepex.he.planner import (AUTO_LATENCY_TOLERANCE, AUTO_MAX_TILE_SLOTS,
+                                AUTO_MEMORY_TOLERANCE, MAX_AUTO_MEMORY, select_candidate,
                                 choose_tile_shape, evaluate_tile_shape, memory_budget,
                                 resolve_tile_shape)
 
@@ -41,14 +42,38 @@ def test_evaluate_tile_shape_record(est):
     assert small["seconds_per_sample"] == pytest.approx(per_batch / 3)
 
 
-def test_choice_is_the_smallest_memory_among_the_fastest(est):
+def test_choice_is_the_fastest_of_the_leanest_among_the_fastest(est):
     shape, table = choose_tile_shape(est, candidates=CANDIDATES, measure=False)
     assert [r["tile_shape"] for r in table] == CANDIDATES
     fastest = min(r["seconds_per_sample"] for r in table)
     near = [r for r in table if r["seconds_per_sample"] <= AUTO_LATENCY_TOLERANCE * fastest]
-    assert shape == min(near, key=lambda r: (r["memory_bytes"], r["seconds_per_sample"]))[
-        "tile_shape"]
+    smallest = min(r["memory_bytes"] for r in near)
+    lean = [r for r in near if r["memory_bytes"] <= AUTO_MEMORY_TOLERANCE * smallest]
+    assert shape == min(lean, key=lambda r: r["seconds_per_sample"])["tile_shape"]
+    assert shape == select_candidate(table)["tile_shape"]
     assert all(r["poly_modulus_degree"] in (8192, 16384) for r in table)
+
+
+def _rec(shape, ms, mb):
+    return dict(tile_shape=shape, seconds_per_sample=ms / 1e3, memory_bytes=mb << 20)
+
+
+def test_select_candidate_trades_speed_only_for_real_memory_savings():
+    fast, slow_lean = _rec((8, 4), 52.0, 5391), _rec((4, 8), 56.3, 5365)
+    # 0.5% less memory does not buy an 8% slower layout (784-256-128-10 at 256 samples)
+    assert select_candidate([slow_lean, fast]) is fast
+    # half the memory does, within the latency tolerance
+    half = _rec((4, 16), 56.3, 2600)
+    assert select_candidate([fast, half]) is half
+    # beyond the latency tolerance memory does not matter
+    slow = _rec((2, 16), 52.0 * AUTO_LATENCY_TOLERANCE * 1.01, 100)
+    assert select_candidate([fast, slow]) is fast
+    # ties: smaller memory, then the shape
+    a, b = _rec((2, 2), 10.0, 100), _rec((1, 4), 10.0, 100)
+    assert select_candidate([a, b]) is b
+    assert select_candidate([_rec((2, 2), 10.0, 101), b]) is b
+    with pytest.raises(ValueError, match="no candidate"):
+        select_candidate([])
 
 
 def test_request_size_changes_the_choice(est):

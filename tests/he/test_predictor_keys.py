@@ -90,3 +90,68 @@ def test_password_and_mismatch(fitted, tmp_path, digits):
     other = HEPredictor(clf, prefit=True, tile_shape=(4, 8)).fit()
     with pytest.raises(ValueError, match="another model"):
         other.load_client(path, password="s3cret")
+
+
+def test_deployment_processes_need_no_scikit_learn(fitted, tmp_path):
+    """A server process (ServerModel.load) and a client process (Client.load with
+    the plan's bytes) import neither scikit-learn nor the compiler."""
+    from skhepex.he.serialization import plan_to_bytes
+
+    clf, he, X = fitted
+    he.save_client(tmp_path / "client.keys", password="pw")
+    he.save_server(tmp_path / "server.pkg")
+    (tmp_path / "plan.bin").write_bytes(plan_to_bytes(he.plan_))
+    np.save(tmp_path / "X.npy", X)
+    _run("""
+        import sys, numpy as np
+        from skhepex.he.client import Client
+        from skhepex.he.serialization import plan_from_bytes
+        client = Client.load("client.keys", plan_from_bytes(open("plan.bin", "rb").read()),
+                             password="pw")
+        assert not client._galois              # a client process holds no Galois keys
+        open("batch.bin", "wb").write(client.encrypt(np.load("X.npy")).serialize())
+        assert "sklearn" not in sys.modules and "skhepex.he.compiler" not in sys.modules
+    """, tmp_path)
+    _run("""
+        import sys
+        from skhepex.he.server import ServerModel
+        server = ServerModel.load("server.pkg")
+        res = server.evaluate(server.load_batch(open("batch.bin", "rb").read()))
+        open("result.bin", "wb").write(res.serialize())
+        assert "sklearn" not in sys.modules and "skhepex.he.compiler" not in sys.modules
+    """, tmp_path)
+    _run("""
+        import sys, numpy as np
+        from skhepex.he.client import Client
+        from skhepex.he.serialization import plan_from_bytes
+        client = Client.load("client.keys", plan_from_bytes(open("plan.bin", "rb").read()),
+                             password="pw")
+        np.save("raw.npy", client.decrypt(client.load_result(open("result.bin", "rb").read())))
+        assert "sklearn" not in sys.modules
+    """, tmp_path)
+    np.testing.assert_allclose(np.load(tmp_path / "raw.npy"), clf.decision_function(X),
+                               atol=1e-3)
+
+
+def test_client_load_checks_plan_password_and_file(fitted, tmp_path):
+    from skhepex.he import Client
+    from skhepex.he.serialization import SerializationError
+
+    clf, he, X = fitted
+    path = tmp_path / "k.keys"
+    he.save_client(path)
+    client = Client.load(path, he.plan_)
+    assert client.key_id == he.client_.key_id
+    np.testing.assert_allclose(client.decrypt(he.server_.evaluate(client.encrypt(X))),
+                               clf.decision_function(X), atol=1e-3)
+    other = HEPredictor(clf, prefit=True, tile_shape=(4, 8)).fit()
+    with pytest.raises(ValueError, match="another model"):
+        Client.load(path, other.plan_)
+    he.save_client(path, password="pw")
+    with pytest.raises(ValueError, match="password"):
+        Client.load(path, he.plan_)
+    with pytest.raises(ValueError, match="wrong password"):
+        Client.load(path, he.plan_, password="nope")
+    he.save_server(tmp_path / "server.pkg")
+    with pytest.raises(SerializationError):
+        Client.load(tmp_path / "server.pkg", he.plan_)
