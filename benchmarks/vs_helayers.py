@@ -1108,9 +1108,14 @@ def render_rst(result, json_path):
         "below); requests of B = 1, 16, 64, 256 samples; weights in plaintext on the "
         "server.",
         "",
-        "* **skhepex**: ``HEPredictor(net, prefit=True, batch_size=B).fit()``: automatic "
-        "tile shape for the request size B; the pruned network is packed with the tile "
-        "shape it was pruned for.",
+        "* **skhepex**: ``HEPredictor(net, prefit=True, batch_size=B, mode='simulate')"
+        ".fit()`` packs the network in the parent (automatic tile shape for the request "
+        "size B; pruned and HEPEx networks are packed with the tile shape they were "
+        "pruned for); the worker is a deployed client + server without scikit-learn: "
+        "``plan_from_bytes``, ``Client(plan)`` (keys), ``client.server_model(plan)`` "
+        "(weights encoded), round trips ``client.encrypt`` -> ``server.evaluate`` -> "
+        "``client.decrypt`` (``--skhepex-flow predictor``: ``HEPredictor`` in the worker, "
+        "as the † cells did).",
         "* **HElayers**: the weights as ONNX (``Gemm`` with ``transB=1``, ``Mul(x, x)`` "
         "for the square, float64), ``NeuralNetPlain`` (its plaintext forward is checked "
         "against NumPy before timing), ``HeRunRequirements`` with the default context "
