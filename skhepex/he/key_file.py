@@ -61,7 +61,11 @@ def write_key_file(path, context_bytes, plans, key_id, *, password=None):
                   encrypted=password is not None)
     data = pack(_KIND, header, {"context": context_bytes, "salt": salt})
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)                     # an existing file keeps its mode otherwise
+    try:
+        os.fchmod(fd, 0o600)                 # an existing file keeps its mode otherwise
+    except BaseException:
+        os.close(fd)
+        raise
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     return path
