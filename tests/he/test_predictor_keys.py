@@ -155,3 +155,16 @@ def test_client_load_checks_plan_password_and_file(fitted, tmp_path):
     he.save_server(tmp_path / "server.pkg")
     with pytest.raises(SerializationError):
         Client.load(tmp_path / "server.pkg", he.plan_)
+
+
+def test_key_file_overwrite_tightens_permissions(fitted, tmp_path):
+    from skhepex.he.key_file import read_key_file
+
+    clf, he, X = fitted
+    path = tmp_path / "old.keys"
+    path.write_bytes(b"stale")
+    os.chmod(path, 0o644)
+    he.save_client(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    data, header = read_key_file(path)
+    assert header["key_id"] == he.client_.key_id and data == he.client_.save_context()
