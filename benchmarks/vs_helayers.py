@@ -1023,6 +1023,23 @@ def hepex_rows(cells):
     return rows
 
 
+def _note_lines(notes):
+    """reST bullets of the hand-written notes; lines starting with "- " nest."""
+    out = []
+    for note in notes:
+        first, *rest = note.split("\n")
+        out.append(f"* {first}")
+        in_list = False
+        for line in rest:
+            nested = line.startswith("- ")
+            if nested != in_list or not nested:
+                out.append("")
+            out.append(("  " + line) if nested else f"  {line}")
+            in_list = nested
+        out.append("")
+    return out
+
+
 def _floored(cell):
     """"†" when a cell's peak RSS was read with ``ru_maxrss`` (floored at the parent's RSS)."""
     runs = [r for rs in cell.get("runs", {}).values() for r in rs if r.get("ok")]
@@ -1198,7 +1215,7 @@ def render_rst(result, json_path):
         lines += ["Failures", "--------", ""] + errors + [""]
     notes = result.get("notes")
     if notes:
-        lines += ["Observations", "------------", ""] + [f"* {n}" for n in notes] + [""]
+        lines += ["Observations", "------------", ""] + _note_lines(notes)
     return "\n".join(lines)
 
 
