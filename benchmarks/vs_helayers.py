@@ -1132,7 +1132,7 @@ def render_rst(result, json_path):
         "``plan_from_bytes``, ``Client(plan)`` (keys), ``client.server_model(plan)`` "
         "(weights encoded), round trips ``client.encrypt`` -> ``server.evaluate`` -> "
         "``client.decrypt`` (``--skhepex-flow predictor``: ``HEPredictor`` in the worker, "
-        "as the † cells did).",
+        "as runs before 2026-12-02 did).",
         "* **HElayers**: the weights as ONNX (``Gemm`` with ``transB=1``, ``Mul(x, x)`` "
         "for the square, float64), ``NeuralNetPlain`` (its plaintext forward is checked "
         "against NumPy before timing), ``HeRunRequirements`` with the default context "
@@ -1162,10 +1162,11 @@ def render_rst(result, json_path):
         "* **RSS**: peak resident memory of the subprocess in MB (``VmHWM``), imports "
         "included (NumPy + TenSEAL for a deployed skhepex client + server, the HElayers "
         "library for HElayers); *built*: the RSS once the model is packed and the keys "
-        "exist.  Cells marked † come from runs before 2026-12-02 that read ``ru_maxrss``, "
-        "which on Linux survives ``fork`` + ``exec``: their RSS is at least the parent "
-        "benchmark's RSS when the worker started (an upper bound), and their skhepex "
-        "worker ran ``HEPredictor`` (scikit-learn imported, ~110 MB more);",
+        "exist.  Cells marked † (none in the current results) come from runs before "
+        "2026-12-02 that read ``ru_maxrss``, which on Linux survives ``fork`` + ``exec``: "
+        "their RSS is at least the parent benchmark's RSS when the worker started (an "
+        "upper bound), and their skhepex worker ran ``HEPredictor`` (scikit-learn "
+        "imported, ~110 MB more);",
         "* **err**: max abs error of the decrypted logits against the float64 NumPy "
         "forward (``net.decision_function``).",
         "",
