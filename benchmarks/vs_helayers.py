@@ -439,6 +439,20 @@ def _skhepex_ckks(p):
                 note="chain_bits end with the special (key-switching) prime")
 
 
+def pack_simulated(files, B):
+    """``HEPredictor(net, prefit=True, batch_size=B, mode="simulate").fit()`` of a prepared net.
+
+    The packing ``fit`` does (tile shape, CKKS parameters, plan), without keys;
+    the tile shape is the one the network was pruned for when ``files`` has one.
+    """
+    from skhepex.he import HEPredictor
+
+    with open(files["pickle"], "rb") as fh:
+        net = pickle.load(fh)
+    ts = "auto" if files.get("tile_shape") is None else tuple(files["tile_shape"])
+    return HEPredictor(net, prefit=True, batch_size=B, tile_shape=ts, mode="simulate").fit()
+
+
 def prepare_skhepex_plan(files, B, workdir):
     """Compile skhepex's plan for ``B`` samples in this (parent) process.
 
@@ -449,14 +463,10 @@ def prepare_skhepex_plan(files, B, workdir):
     ``unpermute_outputs`` as a matrix.  The worker loads them like a deployed
     client + server, without scikit-learn.
     """
-    from skhepex.he import HEPredictor
     from skhepex.he.serialization import plan_to_bytes
 
-    with open(files["pickle"], "rb") as fh:
-        net = pickle.load(fh)
-    ts = "auto" if files.get("tile_shape") is None else tuple(files["tile_shape"])
     t0 = time.perf_counter()
-    he = HEPredictor(net, prefit=True, batch_size=B, tile_shape=ts, mode="simulate").fit()
+    he = pack_simulated(files, B)
     compile_s = time.perf_counter() - t0
     data = np.load(files["data"])
     network = he.network_estimator_
@@ -838,14 +848,7 @@ def main(args):
                             f"({time.perf_counter() - t1:.1f} s)")
                     else:
                         if tile is None:     # skhepex's layout for the dense network at B
-                            probe = run_worker("skhepex", dict(
-                                pickle=dense_files["pickle"], data=dense_files["data"],
-                                batch=B, inner=1), workdir, args.timeout, log)
-                            tile = tuple(probe["layout"]["tile_shape"]) if probe.get("ok") \
-                                else None
-                        if tile is None:
-                            log(f"  {name} B={B}: no skhepex layout, pruned variant skipped")
-                            continue
+                            tile = tuple(pack_simulated(dense_files, B).tile_shape_)
                         if tile not in pruned_cache:
                             t1 = time.perf_counter()
                             net_p, info = prune_network(dense, X_tr, y_tr, tile, args.quick)
@@ -1040,12 +1043,6 @@ def _note_lines(notes):
     return out
 
 
-def _floored(cell):
-    """"†" when a cell's peak RSS was read with ``ru_maxrss`` (floored at the parent's RSS)."""
-    runs = [r for rs in cell.get("runs", {}).values() for r in rs if r.get("ok")]
-    return "" if runs and all(r.get("rss_method") == "VmHWM" for r in runs) else " †"
-
-
 def render_rst(result, json_path):
     """The documentation page (reST) of a results file."""
     env, a = result.get("environment", {}), result.get("args", {})
@@ -1070,9 +1067,8 @@ def render_rst(result, json_path):
                      get(c, "helayers", "e2e_cpu_ms_per_sample"), ratio(c, "e2e_cpu"),
                      get(c, "skhepex", "server_cpu_ms_per_sample"),
                      get(c, "helayers", "server_cpu_ms_per_sample"), ratio(c, "server_cpu"),
-                     get(c, "skhepex", "peak_rss_MB", "{:.0f}") + _floored(c),
-                     get(c, "helayers", "peak_rss_MB", "{:.0f}") + _floored(c),
-                     ratio(c, "peak_rss"),
+                     get(c, "skhepex", "peak_rss_MB", "{:.0f}"),
+                     get(c, "helayers", "peak_rss_MB", "{:.0f}"), ratio(c, "peak_rss"),
                      get(c, "skhepex", "rss_after_build_MB", "{:.0f}"),
                      get(c, "helayers", "rss_after_build_MB", "{:.0f}")] for c in cells]
     lay = []
@@ -1162,11 +1158,8 @@ def render_rst(result, json_path):
         "* **RSS**: peak resident memory of the subprocess in MB (``VmHWM``), imports "
         "included (NumPy + TenSEAL for a deployed skhepex client + server, the HElayers "
         "library for HElayers); *built*: the RSS once the model is packed and the keys "
-        "exist.  Cells marked † (none in the current results) come from runs before "
-        "2026-12-02 that read ``ru_maxrss``, which on Linux survives ``fork`` + ``exec``: "
-        "their RSS is at least the parent benchmark's RSS when the worker started (an "
-        "upper bound), and their skhepex worker ran ``HEPredictor`` (scikit-learn "
-        "imported, ~110 MB more);",
+        "exist (runs before 2026-12-02 read ``ru_maxrss``, which on Linux survives "
+        "``fork`` + ``exec`` and floored every worker at the parent's RSS);",
         "* **err**: max abs error of the decrypted logits against the float64 NumPy "
         "forward (``net.decision_function``).",
         "",

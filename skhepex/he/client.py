@@ -13,6 +13,7 @@ import tenseal as ts
 import tenseal.sealapi as sealapi
 
 from .bounds import PrecisionError, decryptable_bound
+from .key_file import read_key_file
 from .packing import decode_output, encode_input, sentinel_deviation, zero_input_slots
 from .seal_tools import (PublicContext, check_plan_context, encode_vector, galois_elements,
                          level_ids, make_context)
@@ -353,14 +354,14 @@ class Client:
         SerializationError
             Not a key file, or an unsupported format version.
         """
-        from .key_file import read_key_file
-
         data, header = read_key_file(path, password=password)
         saved = set(header["plans"].values())
         for p in (plan, *extra_plans):
             if plan_fingerprint(p) not in saved:
                 raise ValueError("these keys were saved for another model or packing (plan "
-                                 "fingerprints differ)")
+                                 "fingerprints differ); load them with the plans of the "
+                                 "predictor they were saved from (same estimator, tile "
+                                 "shape and parameters)")
         client = cls(plan, extra_plans, context=cls.context_from_bytes(data))
         if client.key_id != header["key_id"]:
             raise ValueError("the key file's public key does not match its fingerprint")

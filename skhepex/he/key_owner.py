@@ -14,7 +14,7 @@ import logging
 
 from sklearn.utils.validation import check_is_fitted
 
-from .key_file import CLIENT_FILE_VERSION, read_key_file, write_key_file
+from .key_file import CLIENT_FILE_VERSION, write_key_file
 from .serialization import plan_from_bytes, plan_to_bytes
 from .wire import plan_fingerprint
 
@@ -247,16 +247,8 @@ class KeyOwnerMixin:
         check_is_fitted(self, "plan_")
         if self._simulated():
             raise RuntimeError("simulate mode uses no keys")
-        data, h = read_key_file(path, password=password)
-        if h.get("plans") != self._plan_ids():
-            raise ValueError("these keys were saved for another model or packing (plan "
-                             "fingerprints differ); load them on the predictor they were "
-                             "saved from (same estimator, tile shape and parameters)")
         extra = [self.transform_plan_] if self.transform_plan_ is not None else []
-        client = Client(self.plan_, extra_plans=extra,
-                        context=Client.context_from_bytes(data))
-        if client.key_id != h.get("key_id"):
-            raise ValueError("the key file's public key does not match its fingerprint")
+        client = Client.load(path, self.plan_, extra_plans=extra, password=password)
         self.client_ = client
         self.server_ = client.server_model(self.plan_, name="predict")
         self._servers, self._packages = {id(self.plan_): self.server_}, {}

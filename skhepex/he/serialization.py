@@ -200,7 +200,7 @@ def _stage_from(d, s_i, arrays, tile_shape, batch, prev):
     orient = str(d["orientation"])
     if orient not in ("W", "WT") or (prev is not None and prev.orientation == orient):
         raise SerializationError(f"stage {s_i}: bad orientation {orient!r}")
-    t1, t2 = tile_shape
+    t1 = tile_shape[0]
     r, c = block_shape(orient, tile_shape)
     n_in, n_out = int(d["n_in"]), int(d["n_out"])
     grid = (-(-n_out // r), -(-n_in // c))
