@@ -12,7 +12,39 @@ import math
 
 import numpy as np
 
-__all__ = ["SymbolicBackend", "NumpyBackend"]
+from .params import DEFER_MIN_WEIGHT_BITS
+
+__all__ = ["SymbolicBackend", "NumpyBackend", "deferred_weight_scale"]
+
+
+def _check_deferred(scale, what):
+    if scale < 2.0 ** (DEFER_MIN_WEIGHT_BITS - 1):
+        raise ValueError(f"{what} would be encoded at 2**{math.log2(scale):.1f}: the "
+                         f"coefficient modulus is not laid out for a deferred first rescale "
+                         f"(choose_params(..., defer=True))")
+    return scale
+
+
+def deferred_weight_scale(primes, scale):
+    """Scale of the first stage's weights when its rescale is deferred: ``q_top / scale``.
+
+    Parameters
+    ----------
+    primes : sequence of int
+        Data primes q0..qL.
+    scale : float
+        Scale of fresh inputs.
+
+    Returns
+    -------
+    weight_scale : float
+
+    Raises
+    ------
+    ValueError
+        Below ``2**(DEFER_MIN_WEIGHT_BITS - 1)``: the chain is not laid out for deferral.
+    """
+    return _check_deferred(float(primes[-1]) / float(scale), "the first stage's weights")
 
 
 class SymbolicBackend:
@@ -24,6 +56,15 @@ class SymbolicBackend:
         Data primes q0..qL.
     scale : float
         Scale of fresh inputs.
+    defer : bool, default=False
+        Stage 0's rescale is deferred to its activation
+        (:attr:`~skhepex.he.plan.StagePlan.defer_rescale`): its weights are
+        encoded at ``q_top / scale`` (the square's rescale then drops ``q_top``
+        and leaves scale ``q_top``), and every later weight or mask at
+        ``q * scale / ct_scale``, which brings the ciphertext back to
+        ``scale`` after its rescale.  A weight scale below
+        ``2**DEFER_MIN_WEIGHT_BITS`` is an error (the chain is not laid out
+        for deferral).
 
     Attributes
     ----------
@@ -33,12 +74,13 @@ class SymbolicBackend:
         Deepest level reached (levels consumed).
     """
 
-    def __init__(self, primes, scale):
+    def __init__(self, primes, scale, defer=False):
         self.primes = [float(p) for p in primes]
         self.L = len(self.primes) - 1
         self.spec = {}
         self.max_level = 0
         self.fresh = (0, float(scale), 2)
+        self.defer = bool(defer)
 
     def level(self, ct):
         """Level of a symbolic ciphertext ``(level, scale, size)``."""
@@ -60,6 +102,8 @@ class SymbolicBackend:
         """Multiply by plaintext ``key`` (weights/masks at the next prime's scale)."""
         lvl, sc, size = ct
         ps = self._drop_prime(lvl) if key.role == "mul" else sc
+        if self.defer and key.role == "mul":
+            ps = _check_deferred(ps / sc if key.stage == 0 else ps * self.fresh[1] / sc, key)
         self._need(key, (lvl, ps))
         return (lvl, sc * ps, size)
 

@@ -11,10 +11,10 @@ network becomes stage dicts).  Output: a frozen
   and bias are scaled by ``sqrt|a|`` so the activation is
   ``sign(a) z'^2 + (b/sqrt|a|) z' + c`` (one level); ``a == 0`` is folded
   entirely into the weights (no level).
-* Weight and mask plaintexts are encoded at a scale equal to the prime the next
-  rescale drops, so the ciphertext scale is preserved exactly through every
-  linear stage; bias/constant plaintexts at the ciphertext's exact scale (the
-  symbolic backend computes both).
+* Weight and mask plaintexts are encoded at the prime the next rescale drops
+  (ciphertext scales preserved; with a deferred first rescale, see
+  :class:`~skhepex.he.backends.SymbolicBackend`), bias/constant plaintexts at
+  the ciphertext's exact scale.
 * Tiles whose ``tile_mask`` is False are neither encoded nor multiplied.  An
   output tile-row with no live tile is a constant (``act(bias)``): it is folded
   at compile time into the next stage's bias (or returned in clear for the last
@@ -34,18 +34,20 @@ network becomes stage dicts).  Output: a frozen
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from numbers import Real
 
 import numpy as np
 
 from ..tiling import block_shape, check_tile_shape
-from .backends import SymbolicBackend
+from .backends import SymbolicBackend, deferred_weight_scale
 from .packing import lane_rows, stage_steps, tile_vector
 from .params import CKKSParams, choose_params, prime_values, validate_params
 from .plan import CompiledPlan, PtKey, RowPlan, StagePlan, key_nbytes
 from .program import CountingBackend, run_program
 
-__all__ = ["compile_stages", "count_ops", "required_depth", "poly_value", "final_gather"]
+__all__ = ["compile_stages", "count_ops", "required_depth", "poly_value", "final_gather",
+           "can_defer"]
 
 
 def _check_activation(act, name):
@@ -136,12 +138,9 @@ def final_gather(stages, tile_shape):
     return [dict(st) for st in stages[:-1]] + [dict(stages[-1], gather=True)]
 
 
-def required_depth(stages, tile_shape=None) -> int:
-    """Multiplicative depth (rescalings) the packed network consumes.
-
-    Per stage: 1 (weights) + 1 for an activation with ``a != 0`` + 1 for the
-    mask of a "WT" stage followed by another stage (none when ``t1 == 1`` or
-    when the next stage is gathered).
+def can_defer(stages, tile_shape=None, encrypt_weights=False) -> bool:
+    """Whether the first stage's rescale can be deferred to its activation: it has a
+    square term and no mask, and the weights are plaintexts.
 
     Parameters
     ----------
@@ -149,6 +148,34 @@ def required_depth(stages, tile_shape=None) -> int:
         Stage dicts (see :func:`compile_stages`).
     tile_shape : (int, int), optional
         Tile shape; read from the stages' ``block_shape`` when omitted.
+    encrypt_weights : bool, default=False
+        Weights as ciphertexts (never deferred).
+
+    Returns
+    -------
+    ok : bool
+    """
+    if encrypt_weights or not stages:
+        return False
+    abc = _check_activation(stages[0].get("activation"), stages[0].get("name", 0))
+    return abc is not None and abc[0] != 0.0 and not _needs_mask(stages, 0, tile_shape)
+
+
+def required_depth(stages, tile_shape=None, defer=False) -> int:
+    """Multiplicative depth (rescalings) the packed network consumes.
+
+    Per stage: 1 (weights) + 1 for an activation with ``a != 0`` + 1 for the
+    mask of a "WT" stage followed by another stage (none when ``t1 == 1`` or
+    when the next stage is gathered); one less with a deferred first rescale.
+
+    Parameters
+    ----------
+    stages : list of dict
+        Stage dicts (see :func:`compile_stages`).
+    tile_shape : (int, int), optional
+        Tile shape; read from the stages' ``block_shape`` when omitted.
+    defer : bool, default=False
+        Count for a deferred first rescale (see :func:`can_defer`).
 
     Returns
     -------
@@ -162,7 +189,7 @@ def required_depth(stages, tile_shape=None) -> int:
         abc = _check_activation(st.get("activation"), st.get("name", s_i))
         d += 1 + (abc is not None and abc[0] != 0.0)
         d += _needs_mask(stages, s_i, tile_shape)
-    return int(d)
+    return int(d) - bool(defer)
 
 
 def _fold_activation(abc):
@@ -328,7 +355,7 @@ def _stage_records(plan_stages, counter, pt_spec, key_nbytes):
 
 
 def compile_stages(stages, tile_shape, params="auto", *, encrypt_weights=False,
-                   materialize=True) -> CompiledPlan:
+                   materialize=True, defer_rescale=False) -> CompiledPlan:
     """Compile a list of linear stages into a packed CKKS plan (no keys).
 
     Parameters
@@ -346,6 +373,10 @@ def compile_stages(stages, tile_shape, params="auto", *, encrypt_weights=False,
     materialize : bool, default=True
         Build the slot vectors of the plaintexts.  ``False`` gives a plan that
         only counts (levels, op counts, memory): fast, for cost estimates.
+    defer_rescale : bool, default=False
+        Defer the first stage's rescale to its square (:func:`can_defer`):
+        one prime fewer at the top level, where the first layer's products
+        run; the chain needs large top primes (``choose_params(defer=True)``).
 
     Returns
     -------
@@ -355,21 +386,28 @@ def compile_stages(stages, tile_shape, params="auto", *, encrypt_weights=False,
         the op counts per stage.
     """
     tile_shape = check_tile_shape(tile_shape)
-    depth = required_depth(stages, tile_shape)
+    if defer_rescale and not can_defer(stages, tile_shape, encrypt_weights):
+        raise ValueError("defer_rescale=True needs a first stage with a square activation, "
+                         "no mask and plaintext weights")
+    depth = required_depth(stages, tile_shape, defer_rescale)
     slots = tile_shape[0] * tile_shape[1]
     if isinstance(params, str):
         if params != "auto":
             raise ValueError("params must be a CKKSParams or 'auto'")
-        params = choose_params(depth, slots)
+        params = choose_params(depth, slots, defer=defer_rescale)
     elif isinstance(params, CKKSParams):
         validate_params(params, depth=depth, min_slots=slots)
     else:
         raise TypeError(f"params must be a CKKSParams or 'auto', got {type(params).__name__}")
     primes = tuple(prime_values(params))
     zero_tol = 0.5 / float(min(primes[1:] or primes))
+    if defer_rescale:          # the first stage's weights are encoded at q_top / scale
+        zero_tol = max(zero_tol, 0.5 / deferred_weight_scale(primes, params.scale))
     plans, pts, batch, scalar = _build(stages, tile_shape, params.n_slots, materialize,
                                        encrypt_weights, zero_tol)
-    sym = SymbolicBackend(primes, params.scale)
+    if defer_rescale:
+        plans[0] = replace(plans[0], defer_rescale=True)
+    sym = SymbolicBackend(primes, params.scale, defer=defer_rescale)
     counter = CountingBackend(sym, scalar_plaintexts=scalar)
     run_program(plans, {q: sym.fresh for q in plans[0].live_in}, counter)
     pt_spec = {k: sym.spec[k] for k in pts}
@@ -396,11 +434,9 @@ def count_ops(stages, tile_shape, params="auto", *, encrypt_weights=False):
     tile_shape : (int, int)
         ``(t1, t2)``, powers of two.
     params : CKKSParams or "auto", default="auto"
-        Parameters to count with (validated), or chosen for the depth and
-        tile size.
+        Parameters to count with (validated), or chosen for the depth.
     encrypt_weights : bool, default=False
-        Count weights and biases as ciphertexts (ciphertext x ciphertext
-        products and relinearisations instead of plaintext products).
+        Count weights and biases as ciphertexts (ct x ct products).
 
     Returns
     -------

@@ -10,33 +10,16 @@ Security follows the HomomorphicEncryption.org standard (ternary secret,
 classical 128 bits): ``log2 Q`` *including the special prime* may not exceed
 109 / 218 / 438 / 881 bits for N = 4096 / 8192 / 16384 / 32768.
 
-Precision measured on this machine (64-128-10 and 64-128-128-10 networks,
-square/none activations, 8x8 tiles, inputs in [0, 1], weights ~ N(0, 1/sqrt(n_in)),
-outputs of order 1-4): max abs error ~ 2**-(scale_bits - 15.5), almost
-independent of depth while the special prime is large:
+With ``defer=True`` the two primes dropped first are large (``t`` bits, up to
+60): a first stage whose rescale waits for its square activation encodes its
+weights at ``t - s`` bits and saves one prime at the top level, where the first
+layer's plaintext products run (see :func:`~skhepex.he.compiler.compile_stages`).
 
-    scale 25 -> 8e-4 .. 2e-3,  26 -> 4e-4 .. 8e-4,  27 -> 2e-4 .. 4e-4,
-    28 -> 1e-4 .. 2e-4,  30 -> 4e-5,  33 -> 4e-6,  40 -> 1e-6 .. 3e-6.
-
-A key-dependent outlier (found later): SEAL's key-switching digits lie in
-[0, q_i), not centred, so every rotation adds a fixed term ~ (q0 / 2P) * J * e_key
-(J = 1 + X + ... + X^(N-1), e_key the Galois key's error) that depends only on the
-key and is large only in the slots whose root zeta^k lies near +-1 (|J| is about
-2N/(pi k): some 5200 at slot 0, k = 1, for N = 8192).  With [37, 28x5, 41] (q0/2P = 2^-5) and rotations
-run at scale 2^28 it reaches 1e-4 per rotation at slot 0 and, summed over the
-reduce rotations and squared, 1e-3 to 1.2e-3 at the output for about one key set
-in six (median 2e-5); the other slots stay near 4e-6 per rotation.  Measured
-remedies: running the reduce rotations before the rescale (at scale s*q) removes
-it and cuts the median error 4x, for about 10% more evaluation time; a special
-prime about 20 bits above q0 removes it too, but costs scale or headroom bits.
-
-A small special prime (close to the data primes) adds key-switching noise:
-depth 6 at N=8192 ([34] + [25]*6 + [34]) gave 1.6e-2, and the best depth-6 layout
-that fits 218 bits ([31] + [24]*6 + [43]) 2.4e-3, above the 1e-3 target.
-``choose_params`` therefore keeps N = 8192 while a scale of at least
-``MIN_SCALE_BITS = 27`` fits (depth <= 5), and otherwise moves to N = 16384 at a
-40-bit scale.  Measured per batch, N=16384 costs ~2x N=8192 for twice the batch
-(per-op 3-7x, see ``engine.measure_unit_costs``).
+``choose_params`` keeps N = 8192 while a scale of at least
+``MIN_SCALE_BITS = 27`` fits, and otherwise moves to N = 16384.  The measured
+precision of each scale, the key-switching noise of a small special prime and a
+key-dependent outlier of the rotations are in the HE primer
+(docs/he_primer.rst, "Scale and precision").
 """
 from __future__ import annotations
 
@@ -50,6 +33,7 @@ __all__ = [
     "CKKSParams",
     "MAX_LOG_Q",
     "MIN_SCALE_BITS",
+    "DEFER_MIN_WEIGHT_BITS",
     "check_security",
     "choose_params",
     "prime_values",
@@ -72,6 +56,11 @@ DEFAULT_MARGIN_BITS = 9
 #: Automatic parameters lower the scale for headroom down to this many bits
 #: (error ~1e-5 relative), not below (see :func:`resolve_params`).
 HEADROOM_MIN_SCALE_BITS = 32
+
+#: Smallest scale (bits) of the weights of a stage whose rescale is deferred:
+#: the two primes dropped first are ``scale_bits + DEFER_MIN_WEIGHT_BITS`` bits
+#: or more, and the weights are encoded at their size minus the scale.
+DEFER_MIN_WEIGHT_BITS = 24
 
 _MAX_PRIME_BITS = 60
 
@@ -242,29 +231,37 @@ def validate_params(params: CKKSParams, depth: int | None = None,
     return params
 
 
-def _layout(n: int, depth: int, scale_bits: int, margin: int) -> list:
+def _layout(n: int, depth: int, scale_bits: int, margin: int, defer: bool = False) -> list:
     """Return ``[q0] + [s]*depth + [P]`` within the security bound, or None.
 
-    Leftover bits go first to the special prime (up to 60 bits: a large P
-    shrinks key-switching noise, which measurably dominates when P is close to
-    the data primes), then to the headroom of ``q0`` (up to 20 bits).
+    With ``defer``: ``[q0] + [s]*(depth-2) + [t, t] + [P]``, ``t`` as large as
+    the bound allows (up to 60), the weights' ``t - s`` bits at least
+    ``max(DEFER_MIN_WEIGHT_BITS, s - 4)`` (measured, see the HE primer).
+    Leftover bits go to the special prime (up to 60), then to ``q0`` (up to 20).
     """
-    bound = MAX_LOG_Q[n]
     q0 = scale_bits + margin
-    if q0 > _MAX_PRIME_BITS:
-        return None
-    left = bound - (q0 + depth * scale_bits)
+    left = MAX_LOG_Q[n] - q0 - depth * scale_bits
+    mids = [scale_bits] * depth
+    if defer:
+        if depth < 2:
+            return None
+        left += 2 * scale_bits
+        t = min(_MAX_PRIME_BITS, left // 3)
+        mids[-2:] = [t, t]
+        left -= 2 * t
+        if t - scale_bits < max(DEFER_MIN_WEIGHT_BITS, scale_bits - 4):
+            return None
     special = min(_MAX_PRIME_BITS, left)
-    if special < q0:
+    if q0 > _MAX_PRIME_BITS or special < max([q0] + mids):
         return None
     left -= special
     q0 += max(0, min(left, 20 - margin, _MAX_PRIME_BITS - q0))
-    return [q0] + [scale_bits] * depth + [special]
+    return [q0] + mids + [special]
 
 
 def choose_params(depth: int, min_slots: int = 1, *, min_scale_bits: int = MIN_SCALE_BITS,
                   max_scale_bits: int = 40, margin_bits: int = DEFAULT_MARGIN_BITS,
-                  min_poly_modulus_degree: int = 8192) -> CKKSParams:
+                  min_poly_modulus_degree: int = 8192, defer: bool = False) -> CKKSParams:
     """Choose secure CKKS parameters for a network.
 
     The smallest N (from ``min_poly_modulus_degree``) is taken for which a
@@ -283,6 +280,9 @@ def choose_params(depth: int, min_slots: int = 1, *, min_scale_bits: int = MIN_S
         Minimum headroom bits of the first prime above the scale.
     min_poly_modulus_degree : int, default=8192
         Smallest ring dimension considered.
+    defer : bool, default=False
+        Lay the chain out for a deferred first rescale: the two primes
+        dropped first are large (see :func:`_layout`).
 
     Returns
     -------
@@ -298,7 +298,7 @@ def choose_params(depth: int, min_slots: int = 1, *, min_scale_bits: int = MIN_S
         bound = MAX_LOG_Q[n]
         s = min(max_scale_bits, floor((bound - 2 * margin_bits) / (depth + 2)))
         while s >= min_scale_bits:
-            lay = _layout(n, depth, s, margin_bits)
+            lay = _layout(n, depth, s, margin_bits, defer)
             if lay is not None:
                 p = CKKSParams(n, tuple(lay), s)
                 return validate_params(p, depth=depth, min_slots=min_slots)
@@ -344,7 +344,7 @@ def prime_values(params: CKKSParams):
 
 
 def resolve_params(depth, tile_shape, poly_modulus_degree="auto", coeff_mod_bit_sizes="auto",
-                   scale_bits="auto", security_level=128, margin_bits=None):
+                   scale_bits="auto", security_level=128, margin_bits=None, defer=False):
     """CKKS parameters from user settings: "auto" parts are chosen, explicit ones validated.
 
     Parameters
@@ -370,6 +370,9 @@ def resolve_params(depth, tile_shape, poly_modulus_degree="auto", coeff_mod_bit_
         headroom gives, if lower) and never move to a larger ring: values past
         the headroom are then caught after decryption (see
         :mod:`skhepex.he.bounds`).  Explicit parameters must provide it.
+    defer : bool, default=False
+        Automatic chains are laid out for a deferred first rescale
+        (:func:`choose_params`); explicit ones are taken as given.
 
     Returns
     -------
@@ -413,8 +416,9 @@ def resolve_params(depth, tile_shape, poly_modulus_degree="auto", coeff_mod_bit_
                 f"of {min(s + margin_bits, _MAX_PRIME_BITS)} bits avoids it)", UserWarning,
                 stacklevel=2)
         return params
-    kw = {} if margin_bits is None else {"margin_bits": max(DEFAULT_MARGIN_BITS,
-                                                             int(margin_bits))}
+    kw = {"defer": bool(defer)}
+    if margin_bits is not None:
+        kw["margin_bits"] = max(DEFAULT_MARGIN_BITS, int(margin_bits))
     if poly_modulus_degree != "auto":
         kw["min_poly_modulus_degree"] = int(poly_modulus_degree)
     if scale_bits != "auto":

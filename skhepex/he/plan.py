@@ -239,6 +239,10 @@ class StagePlan:
     merge_steps : list of int
         Rotation steps of the lane merge (``b * 2**k``, ``k < log2 t1``: the
         reduction steps of the "WT" stage before, no Galois key of their own).
+    defer_rescale : bool
+        The products are not rescaled: the square activation's rescale drops
+        the prime for both (first stage only, see
+        :func:`~skhepex.he.compiler.compile_stages`).
     """
 
     name: str
@@ -259,6 +263,7 @@ class StagePlan:
     encrypted: bool = False
     gather: bool = False
     merge_steps: List[int] = field(default_factory=list)
+    defer_rescale: bool = False
 
     @property
     def rotation_steps(self):

@@ -264,7 +264,8 @@ def run_stage(st, chunks: Dict[int, object], be) -> Dict[int, object]:
             acc = None
             for q, key in row.terms:
                 acc = _mul_acc(st, be, acc, chunks[q], key)
-            acc = be.rescale(acc)
+            if not st.defer_rescale:
+                acc = be.rescale(acc)
             if st.encrypted:          # one relinearisation per row, after the rescale
                 acc = be.relinearize(acc)
         for step in st.reduce_steps:

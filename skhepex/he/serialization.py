@@ -182,7 +182,7 @@ def plan_to_payload(plan: CompiledPlan, drop_keys=(), drop_constants=False):
                      for k in (r.bias_key, r.mask_key, r.lin_key, r.const_key)]
                   for r in st.rows],
             const_out=[int(p) for p in const], act_sign=int(st.act_sign),
-            encrypted=bool(st.encrypted)))
+            encrypted=bool(st.encrypted), defer_rescale=bool(st.defer_rescale)))
     header = dict(
         params=plan.params.to_dict(), tile_shape=[int(v) for v in plan.tile_shape],
         n_features=int(plan.n_features), stages=stages, pt_keys=[str(k) for k in keys],
@@ -232,10 +232,15 @@ def _stage_from(d, s_i, arrays, tile_shape, batch, prev):
     live_in = [int(v) for v in d["live_in"]]
     if any(not 0 <= q < grid[1] for q in live_in):
         raise SerializationError(f"stage {s_i}: live input chunk out of range")
+    defer = d.get("defer_rescale", False)
+    if not isinstance(defer, bool) or (defer and (prev is not None or act_sign == 0 or masked
+                                                 or bool(d["encrypted"]))):
+        raise SerializationError(f"stage {s_i}: only an unmasked first stage with a square "
+                                 f"activation and plaintext weights defers its rescale")
     red, rep, merge = stage_steps(orient, tile_shape, batch, masked, gather)
     return StagePlan(str(d["name"]), orient, n_in, n_out, grid, tmask, live_in, rows, const,
                      red, rep, act_sign, masked, c, r, encrypted=bool(d["encrypted"]),
-                     gather=gather, merge_steps=merge)
+                     gather=gather, merge_steps=merge, defer_rescale=defer)
 
 
 def plan_from_payload(header: dict, arrays: dict) -> CompiledPlan:

@@ -160,9 +160,9 @@ def test_gathered_plan_round_trips_and_bad_lanes_are_refused():
 def test_resolve_variant_prices_both_and_keeps_precision():
     tile = (16, 8)
     stages = make_stages([64, 128, 128, 10], tile, [SQ, SQ, None], seed=6, p_zero=0.0)
-    rec = resolve_variant({"predict": stages}, tile, {})
-    plain = resolve_variant({"predict": stages}, tile, {}, gather=False)
-    forced = resolve_variant({"predict": stages}, tile, {}, gather=True)
+    rec = resolve_variant({"predict": stages}, tile, {}, defer=False)     # see test_defer
+    plain = resolve_variant({"predict": stages}, tile, {}, gather=False, defer=False)
+    forced = resolve_variant({"predict": stages}, tile, {}, gather=True, defer=False)
     assert rec["stage_sets"]["predict"][-1].get("gather")
     assert rec["seconds"] <= plain["seconds"]
     assert rec["params"].depth == plain["params"].depth - 1
@@ -182,7 +182,7 @@ def test_resolve_variant_prices_both_and_keeps_precision():
     with pytest.raises(ValueError):
         resolve_variant({"predict": stages}, tile, {}, params=low)
     assert resolve_variant({"predict": stages}, tile, {}, params=low, gather=True)["params"] == low
-    auto = resolve_variant({"predict": stages}, tile, {"scale_bits": "auto"})
+    auto = resolve_variant({"predict": stages}, tile, {"scale_bits": "auto"}, defer=False)
     assert auto["params"].scale_bits >= GATHER_MIN_SCALE_BITS
 
 
