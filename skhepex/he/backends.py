@@ -63,8 +63,8 @@ class SymbolicBackend:
         and leaves scale ``q_top``), and every later weight or mask at
         ``q * scale / ct_scale``, which brings the ciphertext back to
         ``scale`` after its rescale.  A weight scale below
-        ``2**DEFER_MIN_WEIGHT_BITS`` is an error (the chain is not laid out
-        for deferral).
+        ``2**(DEFER_MIN_WEIGHT_BITS - 1)`` is an error (the chain is not
+        laid out for deferral).
 
     Attributes
     ----------
@@ -103,7 +103,8 @@ class SymbolicBackend:
         lvl, sc, size = ct
         ps = self._drop_prime(lvl) if key.role == "mul" else sc
         if self.defer and key.role == "mul":
-            ps = _check_deferred(ps / sc if key.stage == 0 else ps * self.fresh[1] / sc, key)
+            ps = _check_deferred(ps / sc if key.stage == 0 else ps * self.fresh[1] / sc,
+                                 f"plaintext {key}")
         self._need(key, (lvl, ps))
         return (lvl, sc * ps, size)
 
@@ -138,9 +139,20 @@ class SymbolicBackend:
         return ct
 
     def rescale(self, ct):
-        """Drop the next prime: level + 1, scale / prime."""
+        """Drop the next prime: level + 1, scale / prime.
+
+        A scale left more than ``2**8`` below the input scale is an error:
+        the primes do not match the scale (e.g. a chain laid out for a
+        deferred first rescale, run without deferral), and every later
+        result would carry the coarser scale's error.
+        """
         lvl, sc, size = ct
         q = self._drop_prime(lvl)
+        if sc / q < self.fresh[1] * 2.0 ** -8:
+            raise ValueError(f"a rescale by a {math.log2(q):.0f}-bit prime leaves scale "
+                             f"2**{math.log2(sc / q):.1f}, far below the input scale "
+                             f"2**{math.log2(self.fresh[1]):.0f}: the coefficient modulus does "
+                             f"not match this evaluation")
         self.max_level = max(self.max_level, lvl + 1)
         return (lvl + 1, sc / q, size)
 

@@ -97,6 +97,19 @@ def test_uniform_chain_cannot_be_deferred():
     assert rec["defer"] is False and rec["params"] == uniform
 
 
+def test_a_deferred_chain_run_without_deferral_is_refused():
+    # the chain of a deeper deferred network has levels enough for the plain packing,
+    # but its square would be rescaled by a ~58-bit prime: scale 2**(2s - 58)
+    deep = compile_stages(make_stages([13, 7, 9, 5], TILE, [SQ, SQ, None]), TILE,
+                          defer_rescale=True).params
+    stages = make_stages([13, 7, 5], TILE, [SQ, None])
+    assert deep.depth >= required_depth(stages, TILE)
+    with pytest.raises(ValueError, match="far below the input scale"):
+        compile_stages(stages, TILE, deep)
+    rec = resolve_variant({"predict": stages}, TILE, {}, params=deep)
+    assert rec["defer"] and rec["params"] == deep
+
+
 @pytest.mark.parametrize("sizes,acts,prefix", [([13, 7, 5], [SQ, None], 2),
                                                ([13, 7, 9, 5], [(0.5, -0.3, 0.2), SQ, None], 3),
                                                ([13, 7, 5], [(-0.25, 0.5, 0.1), None], 1)])
