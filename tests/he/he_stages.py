@@ -44,6 +44,18 @@ def make_stages(sizes, tile, acts, seed=0, p_zero=0.3, force_zero=True):
     return stages
 
 
+def encrypted_round_trip(plan, X):
+    """``(decrypted outputs, server)`` of one encrypt -> evaluate -> decrypt of ``X``.
+
+    The server is the client's :meth:`~skhepex.he.Client.server_model` (public keys).
+    """
+    from skhepex.he import Client
+
+    client = Client(plan)
+    server = client.server_model()
+    return client.decrypt(server.evaluate(client.encrypt(X))), server
+
+
 def make_X(n=70, n_features=13, seed=42):
     """Inputs in [0, 1); 70 rows is more than one batch at (8, 8) tiles and N=8192."""
     return np.random.default_rng(seed).random((n, n_features))
